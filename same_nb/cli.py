@@ -1,0 +1,192 @@
+"""The `same-nb` command. Thin: parse arguments, call the service layer, print the result.
+
+Heavy modules are imported inside each command, so `same-nb --help` and cached reruns start fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import SameError
+
+EPILOG = """examples:
+  same-nb inspect train.ipynb            show steps, inputs/outputs, the DAG and problems
+  same-nb compile train.ipynb -o build   write same.yaml + one notebook per step into build/
+  same-nb run train.ipynb -p alpha 0.5   run the pipeline locally (parallel, cached)
+  same-nb runs                           list recorded runs
+  same-nb show 3                         steps, durations, artifacts and errors of run 3
+"""
+
+
+def _add_notebook(p: argparse.ArgumentParser) -> None:
+    p.add_argument("notebook", help="path to the .ipynb notebook")
+    p.add_argument("--manifest", metavar="FILE", help="same.yaml to use (default: same.yaml beside the notebook)")
+
+
+def cmd_inspect(args) -> int:
+    from .service import inspect_notebook
+
+    insp = inspect_notebook(args.notebook, args.manifest)
+    if args.json:
+        print(json.dumps(insp.to_dict(), indent=1, default=str))
+    else:
+        from .report import print_inspection
+        print_inspection(insp)
+    return 0 if insp.ok else 1
+
+
+def cmd_compile(args) -> int:
+    from .service import compile_notebook
+
+    result = compile_notebook(args.notebook, args.output, args.manifest)
+    steps = result.inspection.pipeline.steps
+    print(f"Compiled {len(steps)} steps into {result.out_dir}/")
+    for f in result.files:
+        print(f"  {f.relative_to(result.out_dir)}")
+    warnings = [d for d in result.inspection.pipeline.diagnostics if d.severity == "warning"]
+    if warnings:
+        print(f"{len(warnings)} warnings (see `same-nb inspect {args.notebook}`)", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .progress import make_progress, print_summary
+    from .service import run_notebook
+
+    if args.jobs is not None and args.jobs < 1:
+        raise SameError("--jobs must be at least 1")
+    progress = make_progress(quiet=args.quiet)
+    result = run_notebook(args.notebook, params=[tuple(p) for p in args.param], params_file=args.params,
+                          jobs=args.jobs, use_cache=not args.no_cache, resume=args.resume,
+                          manifest_path=args.manifest, progress=progress, timeout=args.timeout)
+    print_summary(result)
+    return 0 if result.ok else 1
+
+
+def _store_for(args):
+    from pathlib import Path
+
+    from .store import open_store
+
+    return open_store(notebook_dir=Path(args.dir))
+
+
+def cmd_runs(args) -> int:
+    from .report import print_runs
+
+    with _store_for(args) as store:
+        runs = store.list_runs(limit=args.limit, offset=args.offset)
+        total = store.count_runs()
+    if args.json:
+        print(json.dumps({"total": total, "runs": runs}, indent=1, default=str))
+    else:
+        print_runs(runs, total)
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .report import print_run
+
+    with _store_for(args) as store:
+        run = store.get_run(args.run)
+    if run is None:
+        raise SameError(f"there is no run {args.run} in this store (see `same-nb runs`)")
+    if args.json:
+        print(json.dumps(run, indent=1, default=str))
+    else:
+        print_run(run)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="same-nb",
+        description="Turn a tagged Jupyter notebook into a reproducible pipeline. Tag cells `step:NAME` "
+                    "to start steps and `parameters` for the parameters cell; same-nb works out what "
+                    "each step reads and writes from the code itself.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"same-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="show the steps, their inputs and outputs, the DAG and any problems",
+                       description="Analyze a notebook without running it: the steps, what each reads "
+                                   "(and from which step), what it passes on, its imports and parameters, "
+                                   "the step DAG and diagnostics pointing at cell and line. Exits 1 when "
+                                   "there are errors.")
+    _add_notebook(p)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON (the pipeline IR)")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("compile", help="write the pipeline bundle (same.yaml + one notebook per step)",
+                       description="Compile the notebook into a bundle directory: a resolved same.yaml, "
+                                   "pipeline.json (the IR) and steps/<step>.ipynb, each with a papermill "
+                                   "parameters cell, a prologue loading its inputs, its cells and an "
+                                   "epilogue saving its outputs. Compiling twice gives identical files.")
+    _add_notebook(p)
+    p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: <notebook>-pipeline/ "
+                                                          "beside the notebook)")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run the pipeline locally: parallel steps, cache, recorded lineage",
+                       description="Compile the notebook, then execute each step notebook with papermill in "
+                                   "its own kernel (started early, imports preloaded). Independent steps run "
+                                   "concurrently; steps whose code, inputs, parameters and packages are "
+                                   "unchanged are reused from the cache. Executed notebooks and logs go to "
+                                   ".same/runs/<run>/ beside the notebook; the notebook itself is never "
+                                   "modified. Exits 1 if any step fails.")
+    _add_notebook(p)
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter (repeatable); the value is checked against the default's type")
+    p.add_argument("--params", metavar="FILE", help="YAML file of parameter values")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="steps to run at once (default: CPU count)")
+    p.add_argument("--no-cache", action="store_true", help="execute every step even if a cached result exists")
+    p.add_argument("--resume", type=int, metavar="RUN_ID",
+                   help="re-run only the failed, skipped or interrupted steps of RUN_ID")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runs", help="list recorded runs, newest first",
+                       description="List the runs recorded in the store (.same/same.db in DIR, or $SAME_NB_DB).")
+    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many of the newest runs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", help="show one run: steps, durations, cache hits, artifacts and errors",
+                       description="Show a recorded run in detail.")
+    p.add_argument("run", type=int, help="run id (see `same-nb runs`)")
+    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .lean import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except SameError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": exc.to_dict()}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Pipeline IR: the plain, serializable model that every target consumes.
+
+It holds no kfp, papermill or nbformat objects, so it round-trips through JSON
+(``Pipeline.to_dict`` / ``Pipeline.from_dict``) and can be cached by notebook hash.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+IR_VERSION = 1
+
+
+@dataclass
+class Diagnostic:
+    severity: str                 # "error" | "warning"
+    message: str
+    code: str = ""                # stable short id, e.g. "undefined-name"
+    step: str | None = None
+    cell: int | None = None       # 1-based position in the notebook (markdown cells count)
+    cell_id: str | None = None
+    line: int | None = None       # 1-based line within the cell
+
+    def where(self) -> str:
+        parts = []
+        if self.cell is not None:
+            parts.append(f"cell {self.cell}" + (f" (id {self.cell_id})" if self.cell_id else ""))
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        return ", ".join(parts)
+
+    def render(self) -> str:
+        where = self.where()
+        prefix = f"[{self.step}] " if self.step else ""
+        return f"{self.severity}: {prefix}{where + ': ' if where else ''}{self.message}"
+
+
+@dataclass
+class Cell:
+    number: int                   # 1-based position in the notebook
+    id: str
+    source: str
+    tags: list[str] = field(default_factory=list)
+    cell_type: str = "code"       # code | markdown
+
+
+@dataclass
+class Import:
+    module: str                   # dotted module as written, e.g. "sklearn.linear_model"
+    top: str                      # top-level package, e.g. "sklearn"
+    statement: str                # source to replay, e.g. "from sklearn import svm as s"
+    names: list[str] = field(default_factory=list)   # names it binds
+    cell: int | None = None
+    line: int | None = None
+
+
+@dataclass
+class Input:
+    name: str
+    kind: str                     # "variable" | "parameter"
+    producer: str | None = None   # producing step for variables
+
+
+@dataclass
+class Parameter:
+    name: str
+    default: Any
+    type: str                     # int | float | str | bool | NoneType | list | dict
+    line: int | None = None
+
+
+@dataclass
+class Step:
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+    inputs: list[Input] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    imports: list[Import] = field(default_factory=list)          # the step's own imports
+    replay_imports: list[Import] = field(default_factory=list)   # earlier imports it uses
+    params: list[str] = field(default_factory=list)              # parameters it reads
+    after: list[str] = field(default_factory=list)               # explicit dependencies
+    requirements: list[str] = field(default_factory=list)        # from !pip / %pip lines
+    definitions: list[str] = field(default_factory=list)         # functions/classes it defines
+    watch: list[str] = field(default_factory=list)   # inputs passed to opaque calls: checked at run time
+
+    @property
+    def variable_inputs(self) -> list[Input]:
+        return [i for i in self.inputs if i.kind == "variable"]
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    kind: str                     # "data" | "after"
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pipeline:
+    name: str
+    notebook: str                 # path as given
+    notebook_sha256: str
+    kernel: str = "python3"
+    parameters: list[Parameter] = field(default_factory=list)
+    parameters_cell: Cell | None = None
+    prelude: list[Cell] = field(default_factory=list)  # Kale imports/functions cells, run in every step
+    metrics: list[str] = field(default_factory=list)   # Kale pipeline-metrics names
+    steps: list[Step] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    ir_version: int = IR_VERSION
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def upstream(self, name: str) -> list[str]:
+        return sorted({e.src for e in self.edges if e.dst == name})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Pipeline":
+        def build(klass, d):
+            return klass(**{f.name: d[f.name] for f in fields(klass) if f.name in d})
+
+        def step(d):
+            s = build(Step, d)
+            s.cells = [build(Cell, c) for c in d.get("cells", [])]
+            s.inputs = [build(Input, i) for i in d.get("inputs", [])]
+            s.imports = [build(Import, i) for i in d.get("imports", [])]
+            s.replay_imports = [build(Import, i) for i in d.get("replay_imports", [])]
+            return s
+
+        p = build(cls, data)
+        p.parameters = [build(Parameter, x) for x in data.get("parameters", [])]
+        p.parameters_cell = build(Cell, data["parameters_cell"]) if data.get("parameters_cell") else None
+        p.prelude = [build(Cell, c) for c in data.get("prelude", [])]
+        p.steps = [step(s) for s in data.get("steps", [])]
+        p.edges = [build(Edge, e) for e in data.get("edges", [])]
+        p.diagnostics = [build(Diagnostic, x) for x in data.get("diagnostics", [])]
+        return p

@@ -1,0 +1,153 @@
+"""Kernels started ahead of time: each step gets a fresh kernel, started and warmed (its imports
+loaded) while earlier steps compute, so a step pays neither kernel start nor import time.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass, field
+
+# Pre-imports modules without binding names, so the step's namespace is exactly what the notebook
+# builds. Modules found under the notebook folder are skipped: an earlier step may still write them.
+_WARMUP = """
+import importlib as _i, importlib.util as _u, os as _o
+for _m in {modules}:
+    try:
+        _s = _u.find_spec(_m.split(".")[0])
+        if _s is not None and not (_s.origin or "").startswith(_o.getcwd() + _o.sep):
+            _i.import_module(_m)
+    except Exception:
+        pass
+del _i, _u, _o
+"""
+
+
+@dataclass
+class WarmKernel:
+    step: str
+    km: object                     # jupyter_client AsyncKernelManager, started
+    warm_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        try:
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:
+            pass                   # already dead (e.g. killed by the user); nothing to release
+
+
+def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, str], modules: list[str],
+                      extra_path: list[str] | None = None, python: str | None = None,
+                      log: str | None = None) -> WarmKernel:
+    """Start a kernel and import ``modules`` in it. Blocking; call from a worker thread."""
+    import time
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    t0 = time.perf_counter()
+    kernel_env = {**os.environ, **env}
+    if extra_path:
+        kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    if python:
+        km.kernel_cmd = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    warm = WarmKernel(step=step, km=km)
+
+    # The kernel process's own stdout/stderr (start-up notices, crashes) go to the step's folder.
+    stream = open(log, "ab") if log else subprocess.DEVNULL
+
+    async def boot() -> None:
+        await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=120)
+            if modules:
+                msg_id = kc.execute(_WARMUP.format(modules=json.dumps(sorted(set(modules)))),
+                                    silent=True, store_history=False)
+                while True:
+                    reply = await kc.get_shell_msg(timeout=600)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+        finally:
+            kc.stop_channels()
+
+    # A private loop per thread: the kernel manager is later used from papermill's own loop.
+    try:
+        asyncio.run(boot())
+    finally:
+        if log:
+            stream.close()
+    warm.warm_seconds = time.perf_counter() - t0
+    return warm
+
+
+class KernelPool:
+    """Starts kernels for upcoming steps on background threads, a bounded number at a time."""
+
+    def __init__(self, *, kernel_name: str, cwd: str, env_for, modules_for, limit: int,
+                 extra_path: list[str] | None = None, python_for=None, log_for=None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._kernel_name = kernel_name
+        self._cwd = cwd
+        self._env_for = env_for
+        self._modules_for = modules_for
+        self._python_for = python_for or (lambda step: None)
+        self._extra_path = extra_path
+        self._log_for = log_for or (lambda step: None)
+        self._limit = max(1, limit)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="same-nb-warm")
+        self._futures: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def prepare(self, steps: list[str]) -> None:
+        """Start warming kernels for ``steps`` (in order) while fewer than ``limit`` are pending."""
+        with self._lock:
+            if self._closed:
+                return
+            for step in steps:
+                if len(self._futures) >= self._limit:
+                    break
+                if step not in self._futures:
+                    self._futures[step] = self._pool.submit(
+                        start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
+                        env=self._env_for(step), modules=self._modules_for(step),
+                        extra_path=self._extra_path, python=self._python_for(step),
+                        log=self._log_for(step))
+
+    def take(self, step: str) -> WarmKernel:
+        """The step's kernel, starting it now if it was not prepared. Blocks until warm."""
+        self.prepare([step])
+        with self._lock:
+            fut = self._futures[step]
+        try:
+            return fut.result()
+        finally:
+            with self._lock:
+                self._futures.pop(step, None)
+
+    def discard(self, step: str) -> None:
+        with self._lock:
+            fut = self._futures.pop(step, None)
+        if fut is not None and not fut.cancel():
+            fut.add_done_callback(lambda f: f.exception() is None and f.result().shutdown())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            futures = list(self._futures.items())
+            self._futures.clear()
+        for _, fut in futures:
+            if not fut.cancel():
+                try:
+                    fut.result().shutdown()
+                except Exception:
+                    pass
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,116 @@
+"""Notebook → Pipeline IR: load, group cells into steps, analyze, resolve data flow, build the DAG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .analysis import CellAnalysis, analyze_cell
+from .dag import find_cycle
+from .dataflow import DataFlow
+from .errors import SameError
+from .grouping import group_cells
+from .ir import Cell, Diagnostic, Edge, Import, Parameter, Pipeline, Step
+from .notebook import LoadedNotebook, NotebookCell, load_notebook
+from .params import parse_parameters
+from .tags import step_name_from_stem
+
+
+def _cell(c: NotebookCell) -> Cell:
+    return Cell(number=c.number, id=c.id, source=c.source, tags=list(c.tags), cell_type=c.cell_type)
+
+
+def _analyze(cells: list[NotebookCell], diagnostics: list[Diagnostic], owner: dict[str, str]
+             ) -> dict[str, CellAnalysis]:
+    out: dict[str, CellAnalysis] = {}
+    for c in cells:
+        if c.cell_type != "code":
+            continue
+        a = analyze_cell(c.source)
+        out[c.id] = a
+        for f in a.findings:
+            diagnostics.append(Diagnostic(f.severity, f.message, code=f.code, step=owner.get(c.id),
+                                          cell=c.number, cell_id=c.id, line=f.line))
+    return out
+
+
+def build_pipeline(path: str | Path) -> Pipeline:
+    """The IR of one notebook. Structural problems raise SameError; code problems become diagnostics."""
+    nb = load_notebook(path)
+    return pipeline_from_notebook(nb)
+
+
+def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
+    path = str(nb.path)
+    grouping = group_cells(nb)
+    params: list[Parameter] = []
+    if grouping.parameters_cell is not None:
+        pc = grouping.parameters_cell
+        params = parse_parameters(pc.source, path=path, cell=pc.number, cell_id=pc.id)
+
+    diagnostics: list[Diagnostic] = []
+    owner = {c.id: d.name for d in grouping.steps for c in d.cells}
+    analyses = _analyze([c for d in grouping.steps for c in d.cells], diagnostics, owner)
+    prelude_analyses = _analyze(grouping.prelude, diagnostics, {})
+    prelude_names = {n for a in prelude_analyses.values() for st in a.statements for n in st.binds}
+
+    flow = DataFlow({p.name for p in params}, prelude_names)
+    flows = flow.run(grouping.steps, analyses)
+    diagnostics.extend(flow.diagnostics)
+
+    # Prelude cells (Kale's imports/functions) run at the start of every step.
+    prelude_imports = [Import(module=i.module, top=i.top, statement=i.statement, names=list(i.names),
+                              cell=c.number, line=i.line)
+                       for c in grouping.prelude for st in prelude_analyses[c.id].statements for i in st.imports]
+    names = [d.name for d in grouping.steps]
+    steps: list[Step] = []
+    for draft, f in zip(grouping.steps, flows):
+        steps.append(Step(name=draft.name, cells=[_cell(c) for c in draft.cells],
+                          inputs=list(f.inputs.values()), imports=prelude_imports + f.imports,
+                          replay_imports=list(f.replay.values()), params=f.params,
+                          after=[a for a, _ in draft.after], requirements=f.requirements,
+                          definitions=f.definitions, watch=f.watch))
+        if not any(c.cell_type == "code" and c.source.strip() for c in draft.cells):
+            cell = draft.first_cell
+            diagnostics.append(Diagnostic("warning", f"step {draft.name!r} has no code", code="empty-step",
+                                          step=draft.name, cell=cell.number if cell else None,
+                                          cell_id=cell.id if cell else None))
+
+    edges = _edges(steps)
+    by_name = {s.name: s for s in steps}
+    for draft in grouping.steps:
+        for target, cell in draft.after:
+            if target not in by_name:
+                known = ", ".join(names)
+                raise SameError(f"tag 'after:{target}' names a step that does not exist (steps: {known})",
+                                path=path, cell=cell.number, cell_id=cell.id)
+            edges.append(Edge(src=target, dst=draft.name, kind="after"))
+    cycle = find_cycle(names, edges)
+    if cycle:
+        raise SameError("the steps form a cycle: " + " → ".join(cycle) +
+                        "; remove an after:/prev: tag on one of them", path=path)
+
+    for m in grouping.metrics:
+        if m not in flow.all_bound:
+            diagnostics.append(Diagnostic("warning", f"pipeline metric {m!r} is never assigned",
+                                          code="undefined-metric"))
+    pc = grouping.parameters_cell
+    return Pipeline(name=step_name_from_stem(nb.path.stem).replace("_", "-").lower(),
+                    notebook=path, notebook_sha256=nb.sha256, kernel=nb.kernel, parameters=params,
+                    parameters_cell=_cell(pc) if pc else None, prelude=[_cell(c) for c in grouping.prelude],
+                    metrics=grouping.metrics, steps=steps, edges=edges, diagnostics=diagnostics)
+
+
+def _edges(steps: list[Step]) -> list[Edge]:
+    """Data edges producer → consumer; fills each producer's outputs as a side effect."""
+    by_name = {s.name: s for s in steps}
+    edges: dict[tuple[str, str], Edge] = {}
+    outputs: dict[str, set[str]] = {s.name: set() for s in steps}
+    for s in steps:
+        for inp in s.variable_inputs:
+            outputs[inp.producer].add(inp.name)
+            edge = edges.setdefault((inp.producer, s.name), Edge(src=inp.producer, dst=s.name, kind="data"))
+            edge.names.append(inp.name)
+    for name, outs in outputs.items():
+        by_name[name].outputs = sorted(outs)
+    for e in edges.values():
+        e.names.sort()
+    return list(edges.values())

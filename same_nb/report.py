@@ -1,0 +1,106 @@
+"""Human-readable renderings of service results for the terminal (rich tables or plain text)."""
+from __future__ import annotations
+
+from .ir import Pipeline
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _inputs(step) -> str:
+    parts = []
+    for i in step.inputs:
+        parts.append(f"{i.name} ← {i.producer}" if i.kind == "variable" else f"{i.name} (param)")
+    return "\n".join(parts) or "-"
+
+
+def dag_lines(pipeline: Pipeline, levels: list[list[str]]) -> list[str]:
+    lines = []
+    for depth, group in enumerate(levels):
+        lines.append(f"  {depth + 1}. " + "  |  ".join(group) + ("   (run in parallel)" if len(group) > 1 else ""))
+    for e in pipeline.edges:
+        label = ", ".join(e.names) if e.kind == "data" else "after:"
+        lines.append(f"     {e.src} → {e.dst}  [{label}]")
+    return lines
+
+
+def print_inspection(insp) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    p = insp.pipeline
+    console = _console()
+    params = ", ".join(f"{x.name}: {x.type} = {x.default!r}" for x in p.parameters) or "none"
+    console.print(Text(f"Pipeline {p.name}  ({p.notebook})"), style="bold")
+    console.print(Text(f"Parameters: {params}"))
+    table = Table(show_lines=True)
+    for col in ("step", "cells", "inputs", "outputs", "imports", "params"):
+        table.add_column(col)
+    for s in p.steps:
+        imports = sorted({i.top or i.module for i in s.imports + s.replay_imports})
+        table.add_row(Text(s.name), Text(",".join(str(c.number) for c in s.cells if c.cell_type == "code")),
+                      Text(_inputs(s)), Text(", ".join(s.outputs) or "-"), Text(", ".join(imports) or "-"),
+                      Text(", ".join(s.params) or "-"))
+    console.print(table)
+    console.print(Text("DAG (steps on one line are independent):"))
+    for line in dag_lines(p, insp.levels):
+        console.print(Text(line))
+    if p.diagnostics:
+        console.print(Text(f"Diagnostics ({len(p.errors)} errors, {len(p.diagnostics) - len(p.errors)} warnings):"))
+        for d in p.diagnostics:
+            console.print(Text(d.render(), style="red" if d.severity == "error" else "yellow"))
+    else:
+        console.print(Text("No problems found."))
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value or "-")
+
+
+def print_runs(runs: list[dict], total: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{len(runs)} of {total} runs")
+    for col in ("run", "pipeline", "status", "started", "duration", "steps", "target"):
+        table.add_column(col)
+    for r in runs:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(r.get("step_counts", {}).items()))
+        dur = f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "-"
+        table.add_row(str(r["id"]), Text(r["pipeline_name"] or ""), r["status"], _when(r.get("started_at")),
+                      dur, counts, r.get("target") or "")
+    _console().print(table)
+
+
+def print_run(run: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text(f"Run {run['id']} of {run['pipeline_name']}: {run['status']}"), style="bold")
+    console.print(Text(f"Notebook: {run['notebook_path']} (sha256 {run['notebook_sha256'][:12]}…)"))
+    console.print(Text(f"Parameters: {run['params']}"))
+    console.print(Text(f"Started {_when(run.get('started_at'))}, by {run.get('user')} on {run.get('host')}"
+                       + (f", git {run['git_commit'][:10]}" if run.get("git_commit") else "")))
+    console.print(Text(f"Run folder: {run.get('run_dir')}"))
+    table = Table(show_lines=True)
+    for col in ("step", "status", "time", "why", "outputs"):
+        table.add_column(col)
+    for s in run["steps"]:
+        outs = "\n".join(f"{o['name']} {o['sha256'][:10]} ({o['kind']}, {o['size']} B)" for o in s["outputs"])
+        dur = f"{s['duration_s']:.2f}s" if s.get("duration_s") is not None else "-"
+        table.add_row(Text(s["step_name"]), s["status"] + (" (cache)" if s.get("cache_hit") else ""), dur,
+                      Text(s.get("reason") or "-"), Text(outs or "-"))
+    console.print(table)
+    for s in run["steps"]:
+        err = s.get("error")
+        if err:
+            where = ", ".join(x for x in (f"cell {err.get('cell')}" if err.get("cell") else "",
+                                          f"line {err.get('line')}" if err.get("line") else "") if x)
+            console.print(Text(f"error in {s['step_name']} ({where or err.get('where', '')}): "
+                               f"{err.get('ename')}: {err.get('evalue')}", style="red"))
+            if s.get("executed_notebook"):
+                console.print(Text(f"  executed notebook: {s['executed_notebook']}"))

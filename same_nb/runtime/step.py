@@ -1,0 +1,179 @@
+"""Entry points called by a step notebook's generated prologue and epilogue cells.
+
+The runner writes a spec file per step::
+
+    {"step": "train", "store": "/abs/.same/artifacts",
+     "inputs": {"df": {"name": "df", "sha256": "...", "kind": "pandas-dataframe", ...}},
+     "outputs": {"model": ["evaluate"]},       # variable -> steps that read it
+     "watch": ["df"],                           # inputs passed to calls analysis can't see into
+     "result": "/abs/.same/runs/7/steps/train/result.json"}
+
+``load_inputs`` fills the kernel namespace; ``save_outputs`` stores the outputs and writes the
+result file the runner reads: ``{"step", "outputs": {name: record}, "warnings": [{name, message}],
+"durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}}}``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifacts import ArtifactStore
+from .boundary import check_transferable, steps_phrase
+from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError
+from .serializers import dump_value, fingerprint, load_value, qualified_type_name
+
+
+@dataclass
+class _Loaded:
+    seconds: float = 0.0
+    per_input: dict[str, float] = field(default_factory=dict)
+    watched: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, fingerprint)
+
+
+_LOADED: dict[str, _Loaded] = {}  # by absolute spec path: load_inputs -> save_outputs in one kernel
+
+
+def _read_spec(spec_path: str | None) -> dict:
+    if spec_path is None:
+        raise SpecError("this is a same-nb step notebook: run it with `same-nb run <notebook>`, which "
+                        "passes the step its inputs; to work interactively, open the source notebook")
+    try:
+        spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read step spec {spec_path}: {exc}") from exc
+    missing = [key for key in ("step", "store", "result") if key not in spec]
+    if missing:
+        raise SpecError(f"step spec {spec_path} lacks {', '.join(missing)}")
+    return spec
+
+
+def load_inputs(spec_path: str, namespace: dict) -> None:
+    """Load the step's inputs into ``namespace`` and fingerprint the watched ones."""
+    started = time.perf_counter()
+    spec = _read_spec(spec_path)
+    store = ArtifactStore(spec["store"])
+    state = _Loaded()
+    for name, record in spec.get("inputs", {}).items():
+        t0 = time.perf_counter()
+        try:
+            namespace[name] = load_value({**record, "name": name}, store, namespace)
+        except StepRuntimeError:
+            raise
+        except Exception as exc:
+            raise StepRuntimeError(
+                f"step '{spec['step']}' could not load input '{name}' ({record.get('type')}, "
+                f"artifact {record.get('sha256')}): {type(exc).__name__}: {exc}") from exc
+        state.per_input[name] = time.perf_counter() - t0
+    for name in spec.get("watch", []):
+        if name in namespace and name not in spec.get("outputs", {}):
+            obj = namespace[name]
+            try:
+                state.watched[name] = (obj, fingerprint(name, obj, store))
+            except Exception:  # the check is advisory; a value that can't be fingerprinted isn't watched
+                continue
+    state.seconds = time.perf_counter() - started
+    _LOADED[os.path.abspath(spec_path)] = state
+
+
+def save_outputs(spec_path: str, namespace: dict) -> dict:
+    """Store the step's outputs, warn about watched inputs changed in place, write the result file."""
+    started = time.perf_counter()
+    spec = _read_spec(spec_path)
+    step = spec["step"]
+    outputs: dict[str, list[str]] = spec.get("outputs", {})
+    store = ArtifactStore(spec["store"])
+    loaded = _LOADED.pop(os.path.abspath(spec_path), _Loaded())
+
+    missing = [name for name in outputs if name not in namespace]
+    if missing:
+        needs = "; ".join(f"'{n}' for {steps_phrase(outputs[n])}" for n in missing)
+        raise MissingOutputError(
+            f"step '{step}' was expected to define {needs} but "
+            f"{'it is' if len(missing) == 1 else 'they are'} not defined after the step ran")
+    for name, consumers in outputs.items():
+        check_transferable(name, namespace[name], step, consumers)
+
+    records: dict[str, dict] = {}
+    per_output: dict[str, float] = {}
+    for name, consumers in outputs.items():
+        t0 = time.perf_counter()
+        obj = namespace[name]
+        try:
+            records[name] = dump_value(name, obj, store)
+        except StepRuntimeError:
+            raise
+        except Exception as exc:
+            raise StepBoundaryError(
+                f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
+                f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
+                f"Create it inside {steps_phrase(consumers)} instead, or pass the data it is built from.") from exc
+        per_output[name] = time.perf_counter() - t0
+
+    warnings = [{"name": name, "message": message}
+                for name, message in _changed_watched(loaded, namespace, store)]
+    result = {
+        "step": step,
+        "outputs": records,
+        "snapshot": _snapshot(namespace, store) if "snapshot" in spec else {},
+        "warnings": warnings,
+        "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
+                      "inputs": loaded.per_input, "outputs": per_output},
+    }
+    _write_json_atomic(Path(spec["result"]), result)
+    return result
+
+
+_KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+def _snapshot(namespace: dict, store: ArtifactStore) -> dict:
+    """Every user variable the step ends with, for checking a pipeline run against a plain run."""
+    import types
+
+    records = {}
+    for name, obj in list(namespace.items()):
+        if name.startswith("_") or name in _KERNEL_NAMES or isinstance(obj, types.ModuleType):
+            continue
+        try:
+            records[name] = dump_value(name, obj, store)
+        except Exception:                 # values that can't be stored are not compared
+            continue
+    return records
+
+
+def _changed_watched(loaded: _Loaded, namespace: dict, store: ArtifactStore) -> list[tuple[str, str]]:
+    changed = []
+    for name, (original, before) in loaded.watched.items():
+        if name not in namespace:
+            continue
+        current = namespace[name]
+        try:
+            if fingerprint(name, current, store) == before:
+                continue
+        except Exception:  # reassigned to something unserializable: not an output, so nothing reads it
+            continue
+        if current is original:
+            changed.append((name, f"input '{name}' was modified in place by this step but is not an output; "
+                                  f"later steps read the unmodified value"))
+        else:
+            changed.append((name, f"input '{name}' was reassigned by this step but is not an output; "
+                                  f"later steps read the value it had before this step"))
+    return changed
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,8 @@
+"""Fixture: a local helper beside the notebook. Its own imports must reach the step's lock."""
+import yaml
+
+import env_helper_sub
+
+
+def load(text):
+    return yaml.safe_load(text)

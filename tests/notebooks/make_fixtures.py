@@ -1,0 +1,183 @@
+"""Regenerate the fixture notebooks: `python tests/notebooks/make_fixtures.py`.
+
+Each fixture is named for the case it covers. Cells are (tags, source) pairs; a tag list starting
+with "md" makes a markdown cell.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+FIXTURES: dict[str, list[tuple[list[str], str]]] = {
+    "tags_none": [
+        ([], "x = 1\ny = x + 1"),
+        ([], "z = y * 2"),
+    ],
+    "tags_first_cell": [
+        (["step:load"], "data = [1, 2, 3]"),
+        (["step:total"], "total = sum(data)"),
+    ],
+    "tags_code_before_first": [
+        ([], "import math\nbase = 10"),
+        (["md"], "## Load"),
+        (["step:load"], "data = [base, base + 1]"),
+        ([], "data.append(math.floor(2.5))"),
+        (["step:report"], "report = f'{len(data)} items, max {max(data)}'"),
+    ],
+    "tags_consecutive": [
+        (["step:a"], "a = 1"),
+        (["step:b"], "b = 2"),
+        (["step:c"], "c = a + b"),
+    ],
+    "tags_skip": [
+        (["step:load"], "data = list(range(5))"),
+        (["skip"], "print('debug only')\ndebug = True"),
+        (["step:use"], "n = len(data)"),
+    ],
+    "tags_parameters": [
+        (["parameters"], "alpha = 0.5\nname = 'run'\nepochs = 3\nflags = [1, 2]\nopts = {'a': 1}\nnothing = None\nverbose = False"),
+        (["step:prep"], "scaled = [alpha * i for i in range(epochs)]"),
+        (["step:label"], "label = f'{name}-{len(scaled)}'"),
+    ],
+    "tags_after": [
+        (["step:write"], "open('side_effect.txt', 'w').write('hi')"),
+        (["step:read", "after:write"], "text = open('side_effect.txt').read()"),
+    ],
+    "tags_other_ignored": [
+        (["step:load", "hide-input", "injected-parameters"], "v = 1"),
+        (["remove-output"], "w = v + 1"),
+    ],
+    "error_duplicate_step": [
+        (["step:load"], "a = 1"),
+        (["step:train"], "b = a"),
+        (["step:load"], "c = b"),
+    ],
+    "error_cycle": [
+        (["step:a", "after:c"], "a = 1"),
+        (["step:b"], "b = a + 1"),
+        (["step:c"], "c = b + 1"),
+    ],
+    "error_after_missing": [
+        (["step:a"], "a = 1"),
+        (["step:b", "after:nope"], "b = a"),
+    ],
+    "error_invalid_step_name": [
+        (["step:bad name!"], "a = 1"),
+    ],
+    "error_params_not_literal": [
+        (["parameters"], "alpha = 0.5\nbeta = alpha * 2"),
+        (["step:a"], "x = beta"),
+    ],
+    "error_no_code": [
+        (["md"], "# Only prose here"),
+    ],
+    "kale_conventions": [
+        (["imports"], "import statistics"),
+        (["functions"], "def double(v):\n    return v * 2"),
+        (["pipeline-parameters"], "factor = 3"),
+        (["block:load"], "values = [1, 2, 3]"),
+        (["block:scale", "prev:load"], "scaled = [double(v) * factor for v in values]"),
+        (["skip"], "print(scaled)"),
+        (["block:summarize", "prev:scale"], "mean = statistics.mean(scaled)"),
+        (["pipeline-metrics"], "mean"),
+    ],
+    "same_conventions": [
+        (["same_step_0"], "numbers = [4, 5, 6]"),
+        (["same_step_1"], "doubled = [n * 2 for n in numbers]"),
+        (["same_step_2"], "result = sum(doubled)"),
+    ],
+    "magics": [
+        (["step:load"], "%matplotlib inline\n%time data = list(range(10))\nfiles = !echo a b"),
+        (["step:stats"], "%%time\nsquares = [d * d for d in data]\ntotal = sum(squares)"),
+        (["step:quiet"], "%%capture captured\nprint(total)\nhalf = total / 2"),
+        ([], "!echo shell works\n%pip install -q 'pyyaml>=6'\nlast = half"),
+    ],
+    "mutation": [
+        (["step:load"], "rows = [3, 1, 2]\nconfig = {'k': 1}\nplain = [9]"),
+        (["step:sort"], "rows.sort()\nconfig['k'] = 2"),
+        (["step:use"], "first = rows[0]\nk = config['k']\nalso = plain[0]"),
+    ],
+    "opaque_mutation": [
+        (["step:load"], "import random\nitems = [1, 2, 3, 4]"),
+        (["step:shuffle"], "random.shuffle(items)\nn = len(items)"),
+        (["step:use"], "head = items[0]"),
+    ],
+    "functions_across_steps": [
+        (["step:define"], "threshold = 1\n\ndef above(values):\n    return [v for v in values if v > threshold]\n\nclass Counter:\n    def count(self, values):\n        return len(above(values))"),
+        (["step:change"], "threshold = 5"),
+        (["step:use"], "kept = above([1, 4, 6, 9])\ncounted = Counter().count([2, 7])"),
+    ],
+    "comprehension_scope": [
+        (["step:make"], "i = 100\nsquares = [i * i for i in range(4)]\npairs = {k: v for k, v in zip('ab', [1, 2])}"),
+        (["step:use"], "total = sum(x for x in squares)\nstill_i = i\nkeys = [k for k in pairs]"),
+    ],
+    "redefinition": [
+        (["step:first"], "value = 1"),
+        (["step:second"], "value = value + 10"),
+        (["step:third"], "seen = value"),
+    ],
+    "del_name": [
+        (["step:make"], "tmp = [1, 2]\nkeep = tmp + [3]\ndel tmp"),
+        (["step:use"], "size = len(keep)"),
+    ],
+    "undefined_name": [
+        (["step:a"], "x = mystery + 1"),
+    ],
+    "failing_step": [
+        (["step:load"], "values = [1, 2, 3]"),
+        (["step:boom"], "total = sum(values)\nraise ValueError(f'bad total {total}')"),
+        (["step:after_boom"], "report = total * 2"),
+        (["step:independent"], "other = len(values)"),
+    ],
+    "unpassable_value": [
+        (["step:open_file"], "fh = open('unpassable_value.ipynb')"),
+        (["step:use_file"], "first = fh.readline()"),
+    ],
+    "branching": [
+        (["parameters"], "n = 6"),
+        (["step:load"], "base = list(range(n))"),
+        (["step:left"], "left = [b * 2 for b in base]"),
+        (["step:right"], "right = [b + 100 for b in base]"),
+        (["step:join"], "joined = list(zip(left, right))\ncount = len(joined)"),
+    ],
+}
+
+
+def cell(tags: list[str], source: str, i: int) -> dict:
+    if tags[:1] == ["md"]:
+        return {"cell_type": "markdown", "id": f"c{i}", "metadata": {}, "source": source}
+    meta = {"tags": tags} if tags else {}
+    return {"cell_type": "code", "id": f"c{i}", "metadata": meta, "source": source,
+            "outputs": [], "execution_count": None}
+
+
+def notebook(cells: list[tuple[list[str], str]]) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}},
+            "cells": [cell(t, s, i) for i, (t, s) in enumerate(cells, 1)]}
+
+
+def main() -> None:
+    for name, cells in FIXTURES.items():
+        (HERE / f"{name}.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")
+    # Loading errors, written by hand because they are not valid notebooks.
+    (HERE / "error_not_json.ipynb").write_text('{"cells": [\n  {"cell_type": "code",\n  oops\n]}\n')
+    (HERE / "error_not_notebook.ipynb").write_text('{"hello": "world"}\n')
+    r_nb = notebook([([], "x <- 1")])
+    r_nb["metadata"] = {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"},
+                        "language_info": {"name": "R"}}
+    (HERE / "error_r_kernel.ipynb").write_text(json.dumps(r_nb, indent=1) + "\n")
+    v3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"},
+          "worksheets": [{"cells": [
+              {"cell_type": "code", "input": "a = 1", "language": "python", "outputs": [],
+               "metadata": {"tags": ["step:one"]}},
+              {"cell_type": "code", "input": "b = a + 1", "language": "python", "outputs": [],
+               "metadata": {"tags": ["step:two"]}}], "metadata": {}}]}
+    (HERE / "old_format_v3.ipynb").write_text(json.dumps(v3, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
