@@ -1,16 +1,21 @@
 """Write a compiled bundle: resolved same.yaml, the IR, and one papermill-ready notebook per step."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
+from json import dumps as _json_scalar
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from . import __version__
+from .errors import SameError
 from .ir import Pipeline, Step
 from .templates import render
 
 SPEC_VARIABLE = "_same_nb_spec"        # papermill injects the run's spec path under this name
+# papermill injects parameters after the first `parameters` cell and *replaces* an
+# `injected-parameters` cell, so user cells must not carry these tags into a step notebook.
+PAPERMILL_TAGS = frozenset({"parameters", "injected-parameters"})
 
 
 @dataclass
@@ -41,50 +46,90 @@ def _parameters_source(pipeline: Pipeline, step: Step) -> str:
     return "\n".join(lines)
 
 
-def step_notebook(pipeline: Pipeline, step: Step):
-    """The nbformat notebook for one step. Cell ids are stable so recompiling is byte-identical."""
-    import nbformat.v4 as v4
+def to_json(value, indent: str = "\n") -> str:
+    """``json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)``, as nbformat writes notebooks.
 
+    The stdlib encoder falls back to pure Python when indenting; this one is several times faster,
+    which matters for a bundle of thousands of step notebooks. Keys must be strings (the IR is JSON-safe).
+    """
+    if isinstance(value, str):
+        return encode_basestring(value)
+    inner = indent + " "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{" + ",".join(inner + encode_basestring(k) + ": " + (
+            encode_basestring(v) if type(v) is str else to_json(v, inner))
+            for k, v in sorted(value.items())) + indent + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        return "[" + ",".join(inner + (encode_basestring(v) if type(v) is str else to_json(v, inner))
+                              for v in value) + indent + "]"
+    return _json_scalar(value)
+
+
+def _cell(cell_type: str, cell_id: str, source: str, metadata: dict) -> dict:
+    cell = {"cell_type": cell_type, "id": cell_id, "metadata": metadata, "source": source.splitlines(True)}
+    if cell_type == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def step_notebook(pipeline: Pipeline, step: Step) -> dict:
+    """One step's notebook as nbformat 4.5 JSON data. Cell ids are stable so recompiling is byte-identical."""
     cells = [
-        v4.new_markdown_cell(render("step_header.md.j2", step=step, pipeline_name=pipeline.name,
-                                    version=__version__, notebook=Path(pipeline.notebook).name,
-                                    cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"),
-                             id="same-nb-header"),
-        v4.new_code_cell(_parameters_source(pipeline, step), id="same-nb-parameters",
-                         metadata={"tags": ["parameters"]}),
-        v4.new_code_cell(render("prologue.py.j2", step=step).rstrip("\n"), id="same-nb-prologue",
-                         metadata={"tags": ["same-nb-prologue"]}),
+        _cell("markdown", "same-nb-header",
+              render("step_header.md.j2", step=step, pipeline_name=pipeline.name, version=__version__,
+                     notebook=Path(pipeline.notebook).name,
+                     cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"), {}),
+        _cell("code", "same-nb-parameters", _parameters_source(pipeline, step), {"tags": ["parameters"]}),
+        _cell("code", "same-nb-prologue", render("prologue.py.j2", step=step).rstrip("\n"),
+              {"tags": ["same-nb-prologue"]}),
     ]
     for c in pipeline.prelude:
-        cells.append(v4.new_code_cell(c.source, id=c.id, metadata={"same_nb": {"cell": c.number}}))
+        cells.append(_cell("code", c.id, c.source, {"same_nb": {"cell": c.number}}))
     for c in step.cells:
-        meta = {"same_nb": {"cell": c.number}}
-        if c.tags:
-            meta["tags"] = list(c.tags)
-        maker = v4.new_code_cell if c.cell_type == "code" else v4.new_markdown_cell
-        cells.append(maker(c.source, id=c.id, metadata=meta))
-    cells.append(v4.new_code_cell(render("epilogue.py.j2", step=step).rstrip("\n"), id="same-nb-epilogue",
-                                  metadata={"tags": ["same-nb-epilogue"]}))
-    nb = v4.new_notebook(cells=cells, metadata={
+        meta: dict = {"same_nb": {"cell": c.number}}
+        tags = [t for t in c.tags if t not in PAPERMILL_TAGS]
+        if tags:
+            meta["tags"] = tags
+        cells.append(_cell("code" if c.cell_type == "code" else "markdown", c.id, c.source, meta))
+    cells.append(_cell("code", "same-nb-epilogue", render("epilogue.py.j2", step=step).rstrip("\n"),
+                       {"tags": ["same-nb-epilogue"]}))
+    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5, "metadata": {
         "kernelspec": {"name": pipeline.kernel, "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},
         "same_nb": {"pipeline": pipeline.name, "step": step.name, "version": __version__},
-    })
-    return nb
+    }}
 
 
 def write_bundle(pipeline: Pipeline, out_dir: Path, manifest_text: str) -> Bundle:
-    import nbformat
-
+    """Write the bundle into ``out_dir``; step notebooks left from an earlier compile are removed."""
+    out_dir = Path(out_dir)
+    notebook_dir = Path(pipeline.notebook).resolve().parent
+    if out_dir.resolve() == notebook_dir:
+        raise SameError("the bundle cannot go in the notebook's own folder: it would overwrite same.yaml "
+                        "and README.md there; choose another -o directory", path=str(out_dir))
     bundle = Bundle(root=out_dir)
     files = bundle.files
-    _write(out_dir / "same.yaml", manifest_text, files)
-    ir = pipeline.to_dict()
-    ir["notebook"] = Path(pipeline.notebook).name
-    _write(out_dir / "pipeline.json", json.dumps(ir, indent=1, sort_keys=True, default=str) + "\n", files)
-    for step in pipeline.steps:
-        _write(bundle.step_notebook(step.name), nbformat.writes(step_notebook(pipeline, step)), files)
-    upstream = {s.name: pipeline.upstream(s.name) for s in pipeline.steps}
-    _write(out_dir / "README.md", render("bundle_README.md.j2", pipeline=pipeline, version=__version__,
-                                         notebook=Path(pipeline.notebook).name, upstream=upstream), files)
+    try:
+        _write(out_dir / "same.yaml", manifest_text, files)
+        ir = pipeline.to_dict()
+        ir["notebook"] = Path(pipeline.notebook).name
+        _write(out_dir / "pipeline.json", to_json(ir) + "\n", files)
+        for step in pipeline.steps:
+            _write(bundle.step_notebook(step.name), to_json(step_notebook(pipeline, step)) + "\n", files)
+        upstream: dict[str, set[str]] = {s.name: set() for s in pipeline.steps}
+        for e in pipeline.edges:     # one pass: Pipeline.upstream() per step is quadratic
+            upstream[e.dst].add(e.src)
+        _write(out_dir / "README.md", render("bundle_README.md.j2", pipeline=pipeline, version=__version__,
+                                             notebook=Path(pipeline.notebook).name,
+                                             upstream={k: sorted(v) for k, v in upstream.items()}), files)
+        steps_dir = out_dir / "steps"
+        for stale in set(steps_dir.glob("*.ipynb")) - set(files):
+            stale.unlink()
+    except OSError as exc:
+        raise SameError(f"cannot write the bundle: {exc.strerror or exc}",
+                        path=exc.filename or str(out_dir)) from None
     return bundle

@@ -37,14 +37,27 @@ def cmd_inspect(args) -> int:
     return 0 if insp.ok else 1
 
 
+def _lock_options(args) -> dict:
+    return {"python_version": args.python_version, "platform": args.platform,
+            "conda": getattr(args, "conda", False), "python": getattr(args, "python", None)}
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def cmd_compile(args) -> int:
     from .service import compile_notebook
 
-    result = compile_notebook(args.notebook, args.output, args.manifest)
+    result = compile_notebook(args.notebook, args.output, args.manifest, lock=not args.no_lock,
+                              progress=_stderr_line, **_lock_options(args))
     steps = result.inspection.pipeline.steps
     print(f"Compiled {len(steps)} steps into {result.out_dir}/")
     for f in result.files:
         print(f"  {f.relative_to(result.out_dir)}")
+    if result.locks is not None:
+        for w in result.locks.warnings:
+            print(f"warning: {w}", file=sys.stderr)
     warnings = [d for d in result.inspection.pipeline.diagnostics if d.severity == "warning"]
     if warnings:
         print(f"{len(warnings)} warnings (see `same-nb inspect {args.notebook}`)", file=sys.stderr)
@@ -60,9 +73,47 @@ def cmd_run(args) -> int:
     progress = make_progress(quiet=args.quiet)
     result = run_notebook(args.notebook, params=[tuple(p) for p in args.param], params_file=args.params,
                           jobs=args.jobs, use_cache=not args.no_cache, resume=args.resume,
-                          manifest_path=args.manifest, progress=progress, timeout=args.timeout)
+                          manifest_path=args.manifest, progress=progress, timeout=args.timeout,
+                          isolated=args.isolated)
     print_summary(result)
     return 0 if result.ok else 1
+
+
+def cmd_lock(args) -> int:
+    from .service import lock_notebook
+
+    result = lock_notebook(args.notebook, args.output, progress=None if args.json else _stderr_line,
+                           **_lock_options(args))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1, default=str))
+        return 0
+    print(f"Locked {len(result.steps)} steps for Python {result.python_version} on {result.platform} "
+          f"into {result.out_dir}/envs/")
+    for name, lock in result.steps.items():
+        how = "fallback, no hashes" if lock.fallback else "uv, with hashes"
+        local = f"; ships local modules {', '.join(p.name for p in lock.local_modules)}" if lock.local_modules else ""
+        print(f"  {name}: {len(lock.pins)} direct pins ({how}), sha256 {lock.lock_sha256[:16]}{local}")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .service import verify_notebook
+
+    _, report = verify_notebook(args.notebook, args.output, progress=None if args.json else _stderr_line,
+                                **_lock_options(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, default=str))
+    else:
+        print(report.render())
+    return 0 if report.ok else 1
+
+
+def _add_lock_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python-version", metavar="X.Y", help="Python version to lock for (default: this one)")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="platform to lock for, e.g. linux/x86_64 for KFP images (default: this machine)")
 
 
 def _store_for(args):
@@ -127,7 +178,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_notebook(p)
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: <notebook>-pipeline/ "
                                                           "beside the notebook)")
+    p.add_argument("--no-lock", action="store_true",
+                   help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
+    _add_lock_options(p)
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("lock", help="write per-step lockfiles pinned to the versions installed here",
+                       description="Map each step's imports to the installed distributions and write "
+                                   "envs/<step>/requirements.in (direct pins) and requirements.txt (the full "
+                                   "set with sha256 hashes, resolved by uv). If uv or PyPI is unavailable, "
+                                   "the lock is built from the installed metadata, without hashes, and says so.")
+    _add_notebook(p)
+    p.add_argument("-o", "--output", metavar="DIR", help="bundle directory (default: <notebook>-pipeline/)")
+    _add_lock_options(p)
+    p.add_argument("--conda", action="store_true", help="also write environment.yml (and conda-lock.yml if a "
+                                                         "conda/mamba/micromamba binary is on PATH)")
+    p.add_argument("--python", metavar="PATH", help="interpreter whose installed packages to pin "
+                                                     "(default: this one)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("verify", help="prove the locks: install each into a clean venv and import every module",
+                       description="Lock the notebook (cached), then for each distinct lock create a clean venv "
+                                   "with uv under .same/envs/ (reused by lock hash), install it with hashes "
+                                   "required, and import every module each step uses. Reports per step what "
+                                   "is missing or broken; exits 1 if anything is.")
+    _add_notebook(p)
+    p.add_argument("-o", "--output", metavar="DIR", help="bundle directory (default: <notebook>-pipeline/)")
+    _add_lock_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="run the pipeline locally: parallel steps, cache, recorded lineage",
                        description="Compile the notebook, then execute each step notebook with papermill in "
@@ -145,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=int, metavar="RUN_ID",
                    help="re-run only the failed, skipped or interrupted steps of RUN_ID")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout")
+    p.add_argument("--isolated", action="store_true",
+                   help="run each step's kernel in a clean venv built from its lockfile (proves the lock)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)
 

@@ -7,6 +7,7 @@ and classes travel by value; the globals they read become inputs of every step t
 from __future__ import annotations
 
 import builtins
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from .analysis import CellAnalysis, Statement
@@ -14,6 +15,7 @@ from .grouping import StepDraft
 from .ir import Diagnostic, Import, Input
 from .notebook import NotebookCell
 
+MUTABLE_PARAMETER_TYPES = frozenset({"list", "dict"})
 # Names the IPython kernel provides in every namespace.
 KERNEL_NAMES = frozenset(dir(builtins)) | {
     "get_ipython", "display", "In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh",
@@ -47,6 +49,7 @@ class _Unresolved:
     step: str
     cell: NotebookCell
     line: int
+    deleted_in: str | None = None     # the step whose `del` removed the name before this read
 
 
 def _import_of(info, cell: NotebookCell) -> Import:
@@ -57,8 +60,8 @@ def _import_of(info, cell: NotebookCell) -> Import:
 class DataFlow:
     """One pass over all steps. ``run`` returns per-step flows and diagnostics."""
 
-    def __init__(self, params: set[str], prelude_names: set[str]):
-        self.params = params
+    def __init__(self, params: dict[str, str], prelude_names: set[str]):
+        self.params = params                         # name -> type of its default
         self.prelude = prelude_names
         self.latest: dict[str, Binding] = {}
         self.flows: list[StepFlow] = []
@@ -67,6 +70,8 @@ class DataFlow:
         self.all_bound: dict[str, str] = {}          # name -> first step binding it
         self.opaque: list[tuple[str, str, NotebookCell, int, str]] = []  # step, name, cell, line, callee
         self.star_import_seen = False
+        self.star_imports: list[tuple[str, Import]] = []   # (step, import) in notebook order
+        self.deleted: dict[str, str] = {}                  # name -> step that `del`eted it last
 
     def run(self, steps: list[StepDraft], analyses: dict[str, CellAnalysis]) -> list[StepFlow]:
         for draft in steps:
@@ -106,12 +111,19 @@ class DataFlow:
         for m in st.mutations:
             if m.name not in bound:
                 self._resolve(flow, m.name, cell, m.line, bound, binds_here, deferred=False)
-                if m.name in flow.inputs and flow.inputs[m.name].kind == "variable":
-                    # The step changes an object it received: later readers must get this version.
-                    self.latest[m.name] = Binding(step=flow.name, kind="data")
+                if m.name in flow.inputs:
+                    # The step changes an object it received (a variable or a parameter): later
+                    # readers must get this version. A changed function still carries its globals.
+                    prev = self.latest.get(m.name)
+                    if prev is not None and prev.kind == "def":
+                        self.latest[m.name] = Binding(step=flow.name, kind="def", deferred=list(prev.deferred))
+                    else:
+                        self.latest[m.name] = Binding(step=flow.name, kind="data")
         for call in st.opaque_calls:
             inp = flow.inputs.get(call.name)
-            if call.name not in bound and inp is not None and inp.kind == "variable":
+            # An int/float/str/bool/None parameter cannot change in place; a list or dict can.
+            if call.name not in bound and inp is not None and (
+                    inp.kind == "variable" or self.params[call.name] in MUTABLE_PARAMETER_TYPES):
                 self.opaque.append((flow.name, call.name, cell, call.line, call.callee))
         imports_by_name = {}
         for info in st.imports:
@@ -119,8 +131,11 @@ class DataFlow:
             flow.imports.append(imp)
             if not info.nested:
                 imports_by_name.update({n: imp for n in info.names})
+                if info.statement.endswith(" import *"):
+                    self.star_imports.append((flow.name, imp))
         for name in st.binds:
             bound.add(name)
+            self.deleted.pop(name, None)
             if name in imports_by_name:
                 self.latest[name] = Binding(step=flow.name, kind="import", imp=imports_by_name[name])
             elif name in st.defines:
@@ -129,8 +144,11 @@ class DataFlow:
             else:
                 self.latest[name] = Binding(step=flow.name, kind="data")
         for name in st.deletes:
+            if name not in bound:   # `del` needs the name to exist: one from an earlier step is an input
+                self._resolve(flow, name, cell, st.line, bound, binds_here, deferred=False)
             bound.discard(name)
             self.latest.pop(name, None)
+            self.deleted[name] = flow.name
 
     def _closure(self, name: str, bound: set[str]) -> list[str]:
         """Globals read, transitively, by the function or class ``name`` when it is used."""
@@ -168,7 +186,13 @@ class DataFlow:
             return
         if name in KERNEL_NAMES or (deferred and name in binds_here):
             return
-        self.unresolved.append(_Unresolved(name, flow.name, cell, line))
+        if self.star_imports and name not in self.deleted:
+            # The name may come from an earlier `from m import *`: replay those (each is warned about).
+            for step, imp in self.star_imports:
+                if step != flow.name:
+                    flow.replay.setdefault(imp.statement, imp)
+            return
+        self.unresolved.append(_Unresolved(name, flow.name, cell, line, self.deleted.get(name)))
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -179,7 +203,12 @@ class DataFlow:
                 continue
             reported.add((u.step, u.name))
             later = self.all_bound.get(u.name)
-            if later is not None:
+            if u.deleted_in is not None:
+                where = "in this step" if u.deleted_in == u.step else f"in step {u.deleted_in!r}"
+                msg = (f"{u.name!r} is read after `del {u.name}` {where}; a top-to-bottom run would fail "
+                       "here too")
+                code = "read-after-del"
+            elif later is not None:
                 where = "later in this step" if later == u.step else f"in step {later!r}"
                 msg = (f"{u.name!r} is read before it is defined (it is first defined {where}); "
                        "a top-to-bottom run would fail here too")
@@ -191,23 +220,26 @@ class DataFlow:
                 code = "undefined-name"
             self.diagnostics.append(Diagnostic("warning", msg, code=code, step=u.step, cell=u.cell.number,
                                                cell_id=u.cell.id, line=u.line))
-        consumers: dict[tuple[str, str], list[str]] = {}
-        for f in self.flows:
+        # Consumers of one value, by (producer step, name), in notebook order; a parameter's producer is None.
+        consumers: dict[tuple[str | None, str], list[int]] = {}
+        for i, f in enumerate(self.flows):
             for inp in f.inputs.values():
-                if inp.kind == "variable":
-                    consumers.setdefault((inp.producer, inp.name), []).append(f.name)
+                consumers.setdefault((inp.producer, inp.name), []).append(i)
         for step, name, cell, line, callee in self.opaque:
-            producer = next(f for f in self.flows if f.name == step).inputs[name].producer
-            affected = [c for c in consumers.get((producer, name), []) if order[c] > order[step]]
-            if not affected or (step, name) in reported:
-                continue
-            reported.add((step, name))
             flow = self.flows[order[step]]
+            producer = flow.inputs[name].producer
+            readers = consumers.get((producer, name), [])
+            later = bisect_right(readers, order[step])
+            if later == len(readers) or (step, name) in reported:
+                continue
+            affected = self.flows[readers[later]].name
+            reported.add((step, name))
             flow.watch.append(name)
+            source = f"from {producer!r}" if producer else "as a parameter"
             self.diagnostics.append(Diagnostic(
                 "warning",
                 f"{name!r} is passed to {callee}(); if that call changes it in place, step "
-                f"{affected[0]!r} will not see the change (it reads {name!r} from {producer!r}). "
+                f"{affected!r} will not see the change (it reads {name!r} {source}). "
                 f"Assign the result (e.g. `{name} = ...`) to make the change explicit; the runner checks "
                 "this at run time", code="opaque-mutation", step=step, cell=cell.number, cell_id=cell.id,
                 line=line))

@@ -32,6 +32,9 @@ def _metric_names(cell: NotebookCell, path: str) -> list[str]:
     except SyntaxError as exc:
         raise SameError(f"pipeline-metrics cell: syntax error: {exc.msg}", path=path, cell=cell.number,
                         cell_id=cell.id, line=exc.lineno) from None
+    except (ValueError, RecursionError, MemoryError):
+        raise SameError("pipeline-metrics cell: cannot be parsed; list one variable name per line",
+                        path=path, cell=cell.number, cell_id=cell.id) from None
     names = []
     for stmt in tree.body:
         value = stmt.value if isinstance(stmt, ast.Expr) else None
@@ -59,22 +62,11 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
         return SameError(msg, path=path, cell=cell.number, cell_id=cell.id)
 
     for cell in nb.cells:
-        if cell.cell_type == "raw":
-            continue
         tags = parse_tags(cell.tags)
-        meanings = [t.meaning for t in tags]
+        meanings = {t.meaning for t in tags}
         ignored.extend((cell, t) for t in cell.tags if not any(x.raw == t for x in tags))
-        if "skip" in meanings:
-            continue
-        if "parameters" in meanings and cell.cell_type == "code":
-            if parameters_cell is not None:
-                raise err(f"two parameters cells: cell {parameters_cell.number} and cell {cell.number}; "
-                          "keep one", cell)
-            parameters_cell = cell
-            continue
-        if "prelude" in meanings and cell.cell_type == "code":
-            prelude.append(cell)
-            continue
+        # Step and after: tags count on every cell, even a skipped, raw or parameters one: a tag is
+        # never dropped silently.
         step_tags = [t for t in tags if t.meaning == "step"]
         if len(step_tags) > 1:
             raise err("the cell has more than one step tag: " + ", ".join(t.raw for t in step_tags), cell)
@@ -98,7 +90,18 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
                 if not t.arg:
                     raise err(f"tag {t.raw!r} names no step", cell)
                 (current.after if current else leading_after).append((t.arg, cell))
-        if "metrics" in meanings and cell.cell_type == "code":
+        if cell.cell_type == "raw" or "skip" in meanings:
+            continue
+        if cell.cell_type == "code" and "parameters" in meanings:
+            if parameters_cell is not None:
+                raise err(f"two parameters cells: cell {parameters_cell.number} and cell {cell.number}; "
+                          "keep one", cell)
+            parameters_cell = cell
+            continue
+        if cell.cell_type == "code" and "prelude" in meanings:
+            prelude.append(cell)
+            continue
+        if cell.cell_type == "code" and "metrics" in meanings:
             metrics.extend(_metric_names(cell, path))
         (current.cells if current else leading).append(cell)
 

@@ -47,15 +47,11 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
     """Start a kernel and import ``modules`` in it. Blocking; call from a worker thread."""
     import time
 
-    from jupyter_client.manager import AsyncKernelManager
-
     t0 = time.perf_counter()
     kernel_env = {**os.environ, **env}
     if extra_path:
         kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    km = AsyncKernelManager(kernel_name=kernel_name)
-    if python:
-        km.kernel_cmd = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    km = _manager_for(python, kernel_name)
     warm = WarmKernel(step=step, km=km)
 
     # The kernel process's own stdout/stderr (start-up notices, crashes) go to the step's folder.
@@ -85,6 +81,29 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
             stream.close()
     warm.warm_seconds = time.perf_counter() - t0
     return warm
+
+
+def _manager_for(python: str | None, kernel_name: str):
+    """A kernel manager for the named kernelspec, or for ``python`` through a generated kernelspec."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if not python:
+        return AsyncKernelManager(kernel_name=kernel_name)
+    import hashlib
+    from pathlib import Path
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = "same-nb-" + hashlib.sha256(python.encode()).hexdigest()[:12]
+    spec_root = Path(python).resolve().parent.parent / "share" / "same-nb-kernels"
+    spec_dir = spec_root / name
+    if not (spec_dir / "kernel.json").exists():
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        (spec_dir / "kernel.json").write_text(json.dumps({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"same-nb ({python})", "language": "python"}))
+    ksm = KernelSpecManager(kernel_dirs=[str(spec_root)])
+    return AsyncKernelManager(kernel_name=name, kernel_spec_manager=ksm)
 
 
 class KernelPool:

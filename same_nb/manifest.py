@@ -150,12 +150,20 @@ class Resources(_Model):
         return self
 
 
+class LockRef(_Model):
+    """Written by `same-nb compile`: the step's lockfile in the bundle and its sha256."""
+    path: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, _pattern(_SHA256, "sha256", "64 lowercase hex characters")]
+    fallback: bool = False
+
+
 class StepOverride(_Model):
     image: Annotated[str, Field(min_length=1)] | None = None
     resources: Resources | None = None
     env: EnvMap = Field(default_factory=dict)
     retries: NonNegative | None = None
     cache: bool | None = None
+    lock: LockRef | None = None
 
 
 class OpenLineage(_Model):

@@ -43,14 +43,44 @@ def _parse_json(path: Path, raw: bytes) -> dict:
     except json.JSONDecodeError as exc:
         raise SameError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                         path=str(path)) from None
+    except RecursionError:
+        raise SameError("not a notebook: the JSON is nested too deeply", path=str(path)) from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise SameError("not a notebook: the JSON has no 'cells' (is this a .ipynb file?)", path=str(path))
-    if not isinstance(data.get("nbformat"), int):
+    if type(data.get("nbformat")) is not int:   # bool is an int subclass
         raise SameError("not a notebook: missing or invalid 'nbformat' version", path=str(path))
     return data
 
 
-def _to_v4(path: Path, data: dict):
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fill_cell_ids(data: dict) -> None:
+    """Give missing or duplicate cell ids (nbformat >= 4.5) stable values before nbformat would
+    replace them with random ones: recompiling must give the same files."""
+    cells = data.get("cells")
+    if data.get("nbformat") != 4 or not isinstance(data.get("nbformat_minor"), int) \
+            or data["nbformat_minor"] < 5 or not isinstance(cells, list):
+        return
+    seen: set[str] = set()
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            continue
+        cid = cell.get("id")
+        if not isinstance(cid, str) or not cid or cid in seen:
+            base = cid if isinstance(cid, str) and cid else f"cell-{i + 1}"
+            cid, n = base, 1
+            while cid in seen:
+                n += 1
+                cid = f"{base}-{n}"
+            cell["id"] = cid
+        seen.add(cid)
+
+
+def _to_v4(path: Path, data: dict) -> dict:
     # nbformat costs ~1.4 s to import here (jsonschema format checkers), so it is imported only
     # when a notebook is actually loaded; cached IRs skip this module entirely.
     import nbformat
@@ -59,18 +89,24 @@ def _to_v4(path: Path, data: dict):
     if major > nbformat.current_nbformat:
         raise SameError(f"notebook format {major} is newer than this nbformat supports "
                         f"({nbformat.current_nbformat}); upgrade nbformat", path=str(path))
-    try:
-        nb = nbformat.from_dict(data)
-        if major < 4:
-            nb = nbformat.convert(nb, 4)
-    except Exception as exc:  # nbformat raises assorted errors for malformed old notebooks
-        raise SameError(f"cannot upgrade notebook format {major} to 4: {exc}", path=str(path)) from None
+    _fill_cell_ids(data)
+    # nbformat raises assorted errors (KeyError, TypeError, RecursionError, ...) on malformed input.
+    # A v4 notebook stays a plain dict: converting it to a NotebookNode costs time and buys nothing.
+    nb = data
+    if major < 4:
+        try:
+            nb = nbformat.convert(nbformat.from_dict(data), 4)
+        except Exception as exc:
+            raise SameError(f"cannot upgrade notebook format {major} to 4: {_describe(exc)}",
+                            path=str(path)) from None
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) if hasattr(exc, "absolute_path") else ""
-        msg = str(getattr(exc, "message", exc)).splitlines()[0]
+        where = "/".join(str(p) for p in getattr(exc, "absolute_path", ()))
+        msg = (str(getattr(exc, "message", exc)).splitlines() or ["schema mismatch"])[0]
         raise SameError(f"invalid notebook: {msg}" + (f" (at {where})" if where else ""), path=str(path)) from None
+    except Exception as exc:
+        raise SameError(f"invalid notebook: {_describe(exc)}", path=str(path)) from None
     return nb
 
 
@@ -84,11 +120,15 @@ def _language(nb) -> tuple[str, str]:
 
 def load_notebook(path: str | Path) -> LoadedNotebook:
     path = Path(path)
-    if not path.exists():
-        raise SameError("no such file", path=str(path))
-    if path.is_dir():
-        raise SameError("is a directory, not a notebook", path=str(path))
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SameError("no such file", path=str(path)) from None
+    except IsADirectoryError:
+        raise SameError("is a directory, not a notebook", path=str(path)) from None
+    except (OSError, ValueError) as exc:   # ValueError: a NUL byte in the path
+        raise SameError(f"cannot read the notebook: {getattr(exc, 'strerror', None) or exc}",
+                        path=str(path)) from None
     data = _parse_json(path, raw)
     nb = _to_v4(path, data)
     kernel, language = _language(nb)
@@ -96,14 +136,14 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
         raise SameError(f"the notebook's kernel is {language!r} ({kernel}); same-nb runs Python notebooks only",
                         path=str(path))
     cells = []
-    for i, cell in enumerate(nb.cells):
+    for i, cell in enumerate(nb["cells"]):
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(source)
         tags = list((cell.get("metadata", {}) or {}).get("tags", []) or [])
         cells.append(NotebookCell(number=i + 1, id=str(cell.get("id") or f"cell-{i + 1}"),
-                                  cell_type=cell.cell_type, source=source, tags=[str(t) for t in tags]))
+                                  cell_type=cell["cell_type"], source=source, tags=[str(t) for t in tags]))
     if not any(c.cell_type == "code" and c.source.strip() for c in cells):
         raise SameError("the notebook has no code cells", path=str(path))
     return LoadedNotebook(path=path, sha256=hashlib.sha256(raw).hexdigest(), kernel=kernel,
-                          language=language, cells=cells, nbformat=4, nbformat_minor=int(nb.nbformat_minor))
+                          language=language, cells=cells, nbformat=4, nbformat_minor=int(nb["nbformat_minor"]))

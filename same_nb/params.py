@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 from .errors import SameError
@@ -15,23 +16,27 @@ def type_name(value: Any) -> str:
     return _TYPES.get(type(value), type(value).__name__)
 
 
+class _Rejected(ValueError):
+    """A literal that a pipeline parameter cannot hold."""
+
+
 def _literal(node: ast.AST) -> Any:
-    value = ast.literal_eval(node)      # raises ValueError for anything but literals
-    _check_value(value)
-    return value
+    """The JSON-safe value of a literal (tuples become lists), so the IR round-trips through JSON."""
+    return _plain(ast.literal_eval(node))      # raises ValueError for anything but literals
 
 
-def _check_value(value: Any) -> None:
+def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        for v in value:
-            _check_value(v)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, (str, int, float, bool)):
-                raise ValueError("dict keys must be strings or numbers")
-            _check_value(v)
-    elif type(value) not in _TYPES:
-        raise ValueError(f"{type(value).__name__} values are not allowed")
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise _Rejected("dict keys must be strings, as in JSON and YAML")
+        return {k: _plain(v) for k, v in value.items()}
+    if type(value) not in _TYPES:
+        raise _Rejected(f"{type(value).__name__} values are not allowed")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Rejected(f"{value} is not allowed, use a finite number")
+    return value
 
 
 def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list[Parameter]:
@@ -43,6 +48,8 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise fail(f"syntax error: {exc.msg}", exc.lineno) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise fail(f"cannot be parsed: {exc}", None) from None
     params: dict[str, Parameter] = {}
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign):
@@ -56,15 +63,14 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
         for target in targets:
             if not isinstance(target, ast.Name):
                 raise fail("each parameter must be assigned to a plain name", stmt.lineno)
+        segment = ast.get_source_segment(source, value) or "value"
         try:
             default = _literal(value)
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
-            segment = ast.get_source_segment(source, value) or "value"
-            why = str(exc) if "not allowed" in str(exc) or "keys" in str(exc) else "it is computed"
-            raise fail(f"`{segment}` is not a literal ({why}); parameters must be numbers, strings, "
+        except _Rejected as exc:
+            raise fail(f"`{segment}` cannot be a parameter ({exc})", stmt.lineno) from None
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            raise fail(f"`{segment}` is not a literal (it is computed); parameters must be numbers, strings, "
                        "booleans, None, or lists/dicts of those", stmt.lineno) from None
-        if isinstance(default, tuple):
-            default = list(default)
         for target in targets:
             params[target.id] = Parameter(name=target.id, default=default, type=type_name(default),
                                           line=stmt.lineno)
@@ -76,8 +82,6 @@ def coerce_value(param: Parameter, raw: Any, *, source: str = "-p") -> Any:
     expected = param.type
     if not isinstance(raw, str) or expected == "str":
         value = raw
-        if expected == "str" and not isinstance(raw, str):
-            value = raw
     else:
         value = _parse_cli_value(raw, expected)
     if expected == "NoneType" or value is None:

@@ -52,7 +52,7 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
     prelude_analyses = _analyze(grouping.prelude, diagnostics, {})
     prelude_names = {n for a in prelude_analyses.values() for st in a.statements for n in st.binds}
 
-    flow = DataFlow({p.name for p in params}, prelude_names)
+    flow = DataFlow({p.name: p.type for p in params}, prelude_names)
     flows = flow.run(grouping.steps, analyses)
     diagnostics.extend(flow.diagnostics)
 

@@ -41,14 +41,14 @@ def _run_config(manifest) -> dict:
 
 
 def prepare(notebook: Path, manifest_path: Path | None = None) -> Prepared:
-    from .manifest import find_manifest
-
-    explicit = Path(manifest_path) if manifest_path else None
-    if explicit is None:
+    if manifest_path is None:
+        # The same lookup as manifest.find_manifest, without importing pydantic on the cached path.
         candidate = notebook.parent / "same.yaml"
         manifest = candidate if candidate.exists() else None
     else:
-        manifest = find_manifest(notebook, explicit)
+        from .manifest import find_manifest
+
+        manifest = find_manifest(notebook, Path(manifest_path))
     root = notebook.parent / ".same" / "compiled" / _content_key(notebook, manifest)
     done = root / "prepared.json"
     if done.exists():

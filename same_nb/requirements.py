@@ -17,9 +17,6 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement
-from packaging.requirements import Requirement as PepRequirement
-
 from .errors import SameError
 from .ir import Import, Pipeline, Step
 
@@ -39,6 +36,9 @@ class Requirement:
     def pinned(self) -> bool:
         if not self.spec:
             return self.version is not None
+        from packaging.requirements import InvalidRequirement
+        from packaging.requirements import Requirement as PepRequirement
+
         try:
             parsed = PepRequirement(self.spec)
         except InvalidRequirement:
@@ -148,10 +148,45 @@ def is_current_interpreter(python: str | None) -> bool:
     return python is None or os.path.abspath(python) == os.path.abspath(sys.executable)
 
 
+def _installed_fingerprint() -> str:
+    """Changes whenever a distribution is installed, removed or upgraded on this sys.path: the
+    metadata folder names carry the versions. Listing them costs milliseconds, indexing ~0.2 s."""
+    import hashlib
+
+    h = hashlib.sha256(sys.executable.encode())
+    for entry in sys.path:
+        try:
+            names = sorted(e.name for e in os.scandir(entry or ".")
+                           if e.name.endswith((".dist-info", ".egg-info", ".egg-link", ".pth")))
+        except OSError:
+            continue
+        if names:                             # the script's own folder differs per command
+            h.update(f"{os.path.abspath(entry or '.')}\0{'/'.join(names)}\0".encode())
+    return h.hexdigest()[:32]
+
+
+def _cached_own_index() -> dict:
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "same-nb"
+    path = cache_dir / f"env-index-{_installed_fingerprint()}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    index = _environment_index()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(index))
+        os.replace(tmp, path)
+    except OSError:
+        pass                                  # a read-only home only costs the rescan next time
+    return index
+
+
 @lru_cache(maxsize=8)
 def _index_for(python: str) -> dict:
     if is_current_interpreter(python):
-        return _environment_index()
+        return _cached_own_index()
     return run_probe(python, _environment_index)
 
 
@@ -323,6 +358,9 @@ def local_modules(step: Step, notebook_dir: str | Path) -> list[Path]:
 
 def _apply_explicit(step: Step, by_dist: dict[str, Requirement], index: dict, warnings: list[str]) -> None:
     """``!pip install`` specs add distributions and override installed pins (warning on mismatch)."""
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as PepRequirement
+
     for spec in step.requirements:
         try:
             parsed = PepRequirement(spec)

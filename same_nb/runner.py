@@ -29,6 +29,8 @@ class RunRequest:
     step_env: dict[str, dict[str, str]] = field(default_factory=dict)
     reuse: dict[str, dict] = field(default_factory=dict)   # step -> {"outputs": [...], "reason": str}
     snapshot: bool = False                # also save every variable (equivalence checks)
+    pythons: dict[str, str] = field(default_factory=dict)  # step -> interpreter (--isolated)
+    runtime_path: str | None = None       # folder holding a copy of same_nb.runtime for isolated kernels
     timeout: float | None = None
 
 
@@ -186,12 +188,12 @@ class Runner:
         if self.pool is None:
             from .kernels import KernelPool
 
-            runtime_parent = str(Path(__file__).resolve().parent.parent)
             self.pool = KernelPool(
                 kernel_name=self.p.kernel, cwd=str(self.req.notebook.parent.resolve()),
                 env_for=lambda s: {"PYTHONHASHSEED": "0", **self.req.env, **self.req.step_env.get(s, {})},
-                modules_for=self._warm_modules, limit=self.req.jobs + 2, extra_path=[runtime_parent],
-                log_for=self._kernel_log)
+                modules_for=self._warm_modules, limit=self.req.jobs + 2,
+                extra_path=[self.req.runtime_path] if self.req.runtime_path else None,
+                python_for=self.req.pythons.get, log_for=self._kernel_log)
         return self.pool
 
     def _kernel_log(self, name: str) -> str:

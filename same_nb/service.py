@@ -4,6 +4,7 @@ Functions here take paths and plain values and return plain objects; they never 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class CompileResult:
     inspection: Inspection
     out_dir: Path
     files: list[Path] = field(default_factory=list)
+    locks: object = None                  # lock.LockResult when compiled with locks
 
 
 def _manifest_for(pipeline: Pipeline, notebook: Path, manifest_path: str | Path | None):
@@ -62,8 +64,41 @@ def default_bundle_dir(notebook: Path) -> Path:
     return notebook.parent / f"{notebook.stem}-pipeline"
 
 
+def lock_notebook(path: str | Path, out_dir: str | Path | None = None, *, pipeline: Pipeline | None = None,
+                  python_version: str | None = None, platform: str | None = None, conda: bool = False,
+                  python: str | None = None, progress=None):
+    """Per-step lockfiles under ``out_dir/envs/`` (uv with hashes; installed-environment fallback)."""
+    from .lock import lock_pipeline
+    from .pipeline import build_pipeline
+
+    notebook = Path(path)
+    pipeline = pipeline or build_pipeline(notebook)
+    out = Path(out_dir) if out_dir else default_bundle_dir(notebook)
+    return lock_pipeline(pipeline, notebook.parent, out, python_version=python_version, platform=platform,
+                         conda=conda, python=python, progress=progress)
+
+
+def verify_notebook(path: str | Path, out_dir: str | Path | None = None, *, progress=None, **lock_options):
+    """Install each distinct lock into a clean cached venv and import every step's modules there."""
+    from .verify import verify_locks
+
+    result = lock_notebook(path, out_dir, progress=progress, **lock_options)
+    return result, verify_locks(result, Path(path).parent, progress=progress)
+
+
+def _attach_locks(manifest, locks, out: Path) -> None:
+    from .manifest import LockRef, StepOverride
+
+    for name, lock in locks.steps.items():
+        override = manifest.steps.get(name) or StepOverride()
+        override.lock = LockRef(path=str(Path(lock.lock_path).relative_to(out)), sha256=lock.lock_sha256,
+                                fallback=lock.fallback)
+        manifest.steps[name] = override
+
+
 def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
-                     manifest_path: str | Path | None = None) -> CompileResult:
+                     manifest_path: str | Path | None = None, *, lock: bool = False,
+                     progress=None, **lock_options) -> CompileResult:
     from .bundle import write_bundle
     from .manifest import dump_manifest
 
@@ -74,8 +109,15 @@ def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
                         + (f" (and {len(inspection.pipeline.errors) - 1} more errors)"
                            if len(inspection.pipeline.errors) > 1 else ""), path=str(path))
     out = Path(out_dir) if out_dir else default_bundle_dir(Path(path))
+    locks = None
+    if lock:
+        locks = lock_notebook(path, out, pipeline=inspection.pipeline, progress=progress, **lock_options)
+        _attach_locks(inspection.manifest, locks, out)
     bundle = write_bundle(inspection.pipeline, out, dump_manifest(inspection.manifest))
-    return CompileResult(inspection=inspection, out_dir=out, files=bundle.files)
+    result = CompileResult(inspection=inspection, out_dir=out, files=bundle.files, locks=locks)
+    if locks is not None:
+        result.files += sorted(p for s in locks.steps.values() for p in (s.requirements_in, s.lock_path))
+    return result
 
 
 # -- local runs ------------------------------------------------------------------------------------
@@ -122,10 +164,39 @@ def resolve_params(pipeline: Pipeline, defaults: dict, overrides: list[tuple[str
     return values
 
 
+def _isolated_kernels(notebook: Path, prepared) -> tuple[dict[str, str], str]:
+    """Each step's kernel interpreter: a venv built from the step's lock plus ipykernel, and a copy
+    of the step runtime on PYTHONPATH (never the environment same-nb itself is installed in)."""
+    import shutil
+    from importlib import metadata
+
+    from . import __version__
+    from .verify import ensure_kernel_venv
+
+    runtime_root = notebook.parent / ".same" / "runtime" / __version__
+    if not (runtime_root / "same_nb" / "runtime" / "step.py").exists():
+        src = Path(__file__).parent / "runtime"
+        tmp = runtime_root.with_name(f"{runtime_root.name}.tmp{os.getpid()}")
+        shutil.copytree(src, tmp / "same_nb" / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+        (tmp / "same_nb" / "__init__.py").write_text("")
+        shutil.rmtree(runtime_root, ignore_errors=True)
+        os.replace(tmp, runtime_root)
+    locks = lock_notebook(notebook, prepared.bundle_dir, pipeline=prepared.pipeline)
+    extra = []
+    for dist in ("cloudpickle", "pyarrow"):       # what the runtime needs to pass values
+        try:
+            extra.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    pythons = {name: str(ensure_kernel_venv(lock, notebook.parent, extra_packages=extra))
+               for name, lock in locks.steps.items()}
+    return pythons, str(runtime_root)
+
+
 def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params_file=None,
                  jobs: int | None = None, use_cache: bool = True, resume: int | None = None,
                  manifest_path=None, progress=None, snapshot: bool = False,
-                 timeout: float | None = None) -> RunResult:
+                 timeout: float | None = None, isolated: bool = False) -> RunResult:
     """Compile (cached by content) and run the notebook locally; record everything in the store."""
     import time
 
@@ -156,6 +227,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                     reuse[s["step_name"]] = {"outputs": s["outputs"], "reason": f"done in run {resume}"}
         else:
             values = resolve_params(pipeline, prepared.config.get("params", {}), list(params), params_file)
+        pythons, runtime_path = (_isolated_kernels(notebook, prepared) if isolated else ({}, None))
         run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=pipeline.notebook_sha256,
                                   pipeline_name=pipeline.name, params=values, target="local",
                                   run_dir_root=notebook.parent / ".same" / "runs")
@@ -164,7 +236,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         request = RunRequest(notebook=notebook, pipeline=pipeline, bundle_dir=prepared.bundle_dir, params=values,
                              jobs=jobs or default_jobs(), use_cache=use_cache and prepared.config.get("cache", True),
                              env=prepared.config.get("env", {}), step_env=prepared.config.get("step_env", {}),
-                             reuse=reuse, snapshot=snapshot, timeout=timeout)
+                             reuse=reuse, snapshot=snapshot, timeout=timeout, pythons=pythons,
+                             runtime_path=runtime_path)
         from .progress import PlainProgress
         progress = progress or PlainProgress()
         runner = Runner(request, store, run_id, run_dir, progress)

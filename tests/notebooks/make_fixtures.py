@@ -142,6 +142,35 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
         (["step:right"], "right = [b + 100 for b in base]"),
         (["step:join"], "joined = list(zip(left, right))\ncount = len(joined)"),
     ],
+    # Runner fixtures: the tests create the files these read (data.txt, flag.txt, go.txt).
+    "relative_file": [
+        (["step:read"], "text = open('data.txt').read().strip()"),
+        (["step:count"], "words = text.split()\nn_words = len(words)"),
+    ],
+    "data_kinds": [
+        (["step:make"], "import numpy as np\nimport pandas as pd\n"
+                        "frame = pd.DataFrame({'a': [1, 2, 3], 'b': [0.5, 1.5, 2.5]})\n"
+                        "arr = np.arange(6).reshape(2, 3)\nsame_arr = arr.copy()\nmeta = {'name': 'x', 'tags': ('a', 'b')}"),
+        (["step:use"], "total = float(frame['b'].sum()) + float(arr.sum())\nmean = np.mean(arr)\n"
+                       "same = bool((arr == same_arr).all())\nkeys = sorted(meta)\nlabels = pd.Series(keys)"),
+    ],
+    "parallel_sleep": [
+        (["step:left"], "import os, time\nleft_pid = os.getpid()\nleft_cwd = os.getcwd()\ntime.sleep(1.5)"),
+        (["step:right"], "import os, time\nright_pid = os.getpid()\ntime.sleep(1.5)"),
+        (["step:join"], "import os\npids = [left_pid, right_pid, os.getpid()]"),
+    ],
+    "resume_flag": [
+        (["step:load"], "values = [1, 2, 3]"),
+        (["step:scale"], "factor = int(open('flag.txt').read())\nscaled = [v * factor for v in values]"),
+        (["step:total"], "total = sum(scaled)"),
+        (["step:independent"], "count = len(values)"),
+    ],
+    "wait_for_file": [
+        (["step:first"], "x = 1"),
+        (["step:wait"], "import os, pathlib, time\npathlib.Path('wait.pid').write_text(str(os.getpid()))\n"
+                        "while not os.path.exists('go.txt'):\n    time.sleep(0.05)\ny = x + 1"),
+        (["step:last"], "z = y * 2"),
+    ],
 }
 
 
