@@ -5,6 +5,7 @@ Each notebook has 10 cells per step with realistic code: assignments reading nam
 steps, imports, function definitions and calls, and some magics. nbformat and same-nb's modules are
 imported before timing (their import cost is reported separately). Goals: 5,000 cells in <= 2 s
 (build + bundle), and x10 cells costs <= x12 time. The last line says PASS/MISS per goal.
+Each size below 50,000 cells is compiled --repeat times (into a fresh folder) and the fastest counts.
 """
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ def compile_once(path: Path, out: Path) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500,5000,50000", help="comma-separated cell counts")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="compiles per size below 50,000 cells; the fastest counts (default 3)")
     parser.add_argument("--profile", type=int, metavar="SIZE", help="cProfile one compile of SIZE cells")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -117,7 +120,9 @@ def main() -> int:
         for n in sizes:
             path = work / f"nb{n}.ipynb"
             path.write_text(json.dumps(make_notebook(n)))
-            build_s, bundle_s, steps = compile_once(path, work / f"out{n}")
+            # The fastest of a few runs: other processes on a 2-core machine only ever add time.
+            runs = [compile_once(path, work / f"out{n}-{r}") for r in range(args.repeat if n < 50000 else 1)]
+            build_s, bundle_s, steps = min(runs, key=lambda r: r[0] + r[1])
             totals[n] = build_s + bundle_s
             print(f"{n:>7} {steps:>6} {build_s:>13.2f} s {bundle_s:>11.2f} s {totals[n]:>6.2f} s")
     finally:

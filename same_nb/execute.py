@@ -20,14 +20,15 @@ class StepOutcome:
     outputs: dict[str, dict] = field(default_factory=dict)     # name -> artifact record
     warnings: list[dict] = field(default_factory=list)
     durations: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)
     error: dict | None = None           # {ename, evalue, cell, cell_id, line, traceback, where}
 
 
 def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
                outputs: dict[str, list[str]], watch: list[str], result: Path,
-               snapshot: list[str] | None = None) -> None:
+               snapshot: list[str] | None = None, metrics: list[str] = ()) -> None:
     spec = {"step": step, "store": str(store_root), "inputs": inputs, "outputs": outputs, "watch": watch,
-            "result": str(result)}
+            "result": str(result), "metrics": list(metrics)}
     if snapshot is not None:
         spec["snapshot"] = snapshot
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,4 +83,5 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
                                       "cell_id": None, "line": None, "where": "kernel", "traceback": ""})
     result = json.loads(result_path.read_text())
     return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
-                       warnings=result.get("warnings", []), durations=result.get("durations", {}))
+                       warnings=result.get("warnings", []), durations=result.get("durations", {}),
+                       metrics=result.get("metrics", []))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def _parse_json(path: Path, raw: bytes) -> dict:
         raise SameError("not a notebook: the JSON has no 'cells' (is this a .ipynb file?)", path=str(path))
     if type(data.get("nbformat")) is not int:   # bool is an int subclass
         raise SameError("not a notebook: missing or invalid 'nbformat' version", path=str(path))
+    if not isinstance(data.get("cells", data.get("worksheets")), list):
+        raise SameError("invalid notebook: 'cells' is not a list", path=str(path))
     return data
 
 
@@ -100,7 +103,9 @@ def _to_v4(path: Path, data: dict) -> dict:
             raise SameError(f"cannot upgrade notebook format {major} to 4: {_describe(exc)}",
                             path=str(path)) from None
     try:
-        nbformat.validate(nb)
+        with warnings.catch_warnings():    # nbformat warns about what it repairs; the ids are fixed above
+            warnings.simplefilter("ignore")
+            nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         where = "/".join(str(p) for p in getattr(exc, "absolute_path", ()))
         msg = (str(getattr(exc, "message", exc)).splitlines() or ["schema mismatch"])[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timezone
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class StepState:
     executed: Path | None = None
     log: Path | None = None
     step_run_id: int | None = None
+    metrics: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)      # cache key components
     key: str = ""
 
@@ -167,8 +169,13 @@ class Runner:
         if hit is None:
             previous = self.store.last_step_run(str(self.req.notebook.resolve()), name)
             producers = {i.name: i.producer for i in self.p.step(name).variable_inputs}
-            st.reason = ("--no-cache" if not self.req.use_cache
-                         else explain(st.info, (previous or {}).get("cache_info"), producers))
+            if not self.req.use_cache:
+                st.reason = "--no-cache"
+            elif previous and previous["cache_key"] == st.key and previous["status"] not in DONE:
+                # Nothing changed since: the reason is that it did not finish (failed, interrupted, ...).
+                st.reason = f"{previous['status']} in run {previous['run_id']}"
+            else:
+                st.reason = explain(st.info, (previous or {}).get("cache_info"), producers)
             return False
         st.status, st.cache_hit, st.reason = "cached", True, reason
         st.outputs = {o["name"]: {k: o[k] for k in ("sha256", "kind", "type", "size", "location") if k in o}
@@ -202,8 +209,13 @@ class Runner:
         return str(path)
 
     def _warm_modules(self, name: str) -> list[str]:
+        """The step's imports, plus its producers': loading an input (a fitted model, a DataFrame)
+        imports the libraries that made it."""
         step = self.p.step(name)
-        mods = [i.module for i in step.imports + step.replay_imports if i.top and not i.module.startswith(".")]
+        imports = list(step.imports) + list(step.replay_imports)
+        for producer in {i.producer for i in step.variable_inputs}:
+            imports += self.p.step(producer).imports
+        mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
         return mods + ["same_nb.runtime"]
 
     def _execute(self, name: str):
@@ -216,7 +228,7 @@ class Runner:
         outputs = {o: sorted(self.consumers[(name, o)]) for (prod, o) in self.consumers if prod == name}
         write_spec(spec, step=name, store_root=self.artifacts.resolve(),
                    inputs={r["name"]: r for r in st.inputs}, outputs=outputs, watch=step.watch, result=result,
-                   snapshot=[] if self.req.snapshot else None)
+                   snapshot=[] if self.req.snapshot else None, metrics=self.p.metrics)
         st.executed, st.log = self.run_dir / "steps" / f"{name}.ipynb", sdir / "log.txt"
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
                               code_sha256=st.info["code"])
@@ -245,6 +257,8 @@ class Runner:
                                          "cell": None, "cell_id": None, "line": None, "traceback": ""})
         st.seconds = outcome.seconds
         st.warnings = outcome.warnings
+        st.metrics = [{**m, "logged_at": datetime.fromtimestamp(m["logged_at"], timezone.utc)}
+                      for m in outcome.metrics]
         if outcome.ok:
             st.status = "success"
             st.outputs = outcome.outputs
@@ -254,7 +268,8 @@ class Runner:
             st.status, st.error = "failed", outcome.error
         self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs,
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()],
-                               executed_notebook=str(st.executed), log_path=str(st.log), error=st.error)
+                               executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
+                               metrics=st.metrics)
         self.progress.update(name, st)
 
     def _skip(self, name: str, reason: str) -> None:

@@ -196,8 +196,12 @@ def _isolated_kernels(notebook: Path, prepared) -> tuple[dict[str, str], str]:
 def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params_file=None,
                  jobs: int | None = None, use_cache: bool = True, resume: int | None = None,
                  manifest_path=None, progress=None, snapshot: bool = False,
-                 timeout: float | None = None, isolated: bool = False) -> RunResult:
-    """Compile (cached by content) and run the notebook locally; record everything in the store."""
+                 timeout: float | None = None, isolated: bool = False,
+                 run_id: int | None = None) -> RunResult:
+    """Compile (cached by content) and run the notebook locally; record everything in the store.
+
+    ``run_id`` drives a run row created beforehand (by ``background.start_run``) instead of a new one.
+    """
     import time
 
     from .prepared import prepare
@@ -228,9 +232,10 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         else:
             values = resolve_params(pipeline, prepared.config.get("params", {}), list(params), params_file)
         pythons, runtime_path = (_isolated_kernels(notebook, prepared) if isolated else ({}, None))
-        run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=pipeline.notebook_sha256,
-                                  pipeline_name=pipeline.name, params=values, target="local",
-                                  run_dir_root=notebook.parent / ".same" / "runs")
+        if run_id is None:
+            run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=pipeline.notebook_sha256,
+                                      pipeline_name=pipeline.name, params=values, target="local",
+                                      run_dir_root=notebook.parent / ".same" / "runs")
         run_dir = notebook.parent / ".same" / "runs" / str(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         request = RunRequest(notebook=notebook, pipeline=pipeline, bundle_dir=prepared.bundle_dir, params=values,

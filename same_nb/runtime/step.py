@@ -24,6 +24,7 @@ from typing import Any
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError
+from . import metrics as _metrics
 from .serializers import dump_value, fingerprint, load_value, qualified_type_name
 
 
@@ -57,6 +58,7 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
     spec = _read_spec(spec_path)
     store = ArtifactStore(spec["store"])
     state = _Loaded()
+    _metrics.begin()
     for name, record in spec.get("inputs", {}).items():
         t0 = time.perf_counter()
         try:
@@ -119,6 +121,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         "step": step,
         "outputs": records,
         "snapshot": _snapshot(namespace, store) if "snapshot" in spec else {},
+        "metrics": _metrics.collect(namespace, spec.get("metrics", [])),
         "warnings": warnings,
         "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
                       "inputs": loaded.per_input, "outputs": per_output},

@@ -145,7 +145,7 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
     # Runner fixtures: the tests create the files these read (data.txt, flag.txt, go.txt).
     "relative_file": [
         (["step:read"], "text = open('data.txt').read().strip()"),
-        (["step:count"], "words = text.split()\nn_words = len(words)"),
+        (["step:count"], "words = text.split()\nn_words = len(words)\nprint(f'{n_words} words')"),
     ],
     "data_kinds": [
         (["step:make"], "import numpy as np\nimport pandas as pd\n"

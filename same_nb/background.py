@@ -1,0 +1,178 @@
+"""Detached runs: start a run that outlives the caller, and cancel it later by run id.
+
+The caller (the Jupyter server extension) gets the run id at once: the run row is created here,
+then ``python -m same_nb.background NOTEBOOK --run-id N`` drives it in a new session, writing its
+progress to ``<run folder>/background.log``. Cancelling sends SIGINT to that process, which the
+runner turns into a cancelled run, after checking the pid still is that very process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SameError
+
+LOG_NAME = "background.log"
+MODULE = "same_nb.background"
+
+
+@dataclass
+class StartedRun:
+    run_id: int
+    run_dir: Path
+    pid: int
+
+
+def start_run(notebook: str | Path, params: list[tuple[str, str]] = (), *, use_cache: bool = True,
+              jobs: int | None = None) -> StartedRun:
+    """Validate, record the run and start it in a detached process; return without waiting.
+
+    Bad notebooks and parameters raise SameError here, before any process starts.
+    """
+    from .prepared import prepare
+    from .service import resolve_params
+    from .store import open_store
+
+    path = Path(notebook).resolve()
+    if not path.is_file():
+        raise SameError("no such notebook", path=str(notebook))
+    if jobs is not None and jobs < 1:
+        raise SameError(f"jobs must be at least 1 (got {jobs})")
+    prepared = prepare(path)             # also warms the compile cache the child reads
+    values = resolve_params(prepared.pipeline, prepared.config.get("params", {}), list(params))
+    runs_root = path.parent / ".same" / "runs"
+    with open_store(notebook_dir=path.parent) as store:
+        run_id = store.create_run(notebook_path=str(path), notebook_sha256=prepared.pipeline.notebook_sha256,
+                                  pipeline_name=prepared.pipeline.name, params=values, target="local",
+                                  run_dir_root=runs_root)
+        run_dir = runs_root / str(run_id)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", MODULE, str(path), "--run-id", str(run_id)]
+            for name, value in params:
+                cmd += ["-p", name, str(value)]
+            if not use_cache:
+                cmd.append("--no-cache")
+            if jobs is not None:
+                cmd += ["--jobs", str(jobs)]
+            with open(run_dir / LOG_NAME, "ab") as log:
+                proc = subprocess.Popen(cmd, cwd=path.parent, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            store.finish_run(run_id, "failed", error=f"could not start the run process: {exc}")
+            raise SameError(f"could not start the run process: {exc}", path=str(notebook)) from exc
+        _record_process(store, run_id, proc.pid)
+    # Reap the child when it ends so it does not linger as a zombie of the server.
+    threading.Thread(target=proc.wait, name=f"same-nb-run-{run_id}", daemon=True).start()
+    return StartedRun(run_id=run_id, run_dir=run_dir, pid=proc.pid)
+
+
+def _record_process(store, run_id: int, pid: int) -> None:
+    """Point the run at the process that drives it, so liveness checks and cancel find it."""
+    from sqlalchemy import update
+
+    from .store_schema import runs
+
+    with store.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(pid=pid, pid_started=_started_ticks(pid)))
+
+
+def _started_ticks(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[19])
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\x00")
+    except OSError:
+        return []
+
+
+def is_background_process(pid: int, run_id: int, started: int | None) -> bool:
+    """Whether ``pid`` is (still) the ``same_nb.background`` process driving run ``run_id``."""
+    args = _cmdline(pid)
+    try:
+        at = args.index("--run-id")
+    except ValueError:
+        return False
+    if MODULE not in args or args[at + 1:at + 2] != [str(run_id)]:
+        return False
+    return started is None or _started_ticks(pid) == started
+
+
+def cancel_run(run: dict) -> None:
+    """Send SIGINT to the background process of ``run`` (a ``Store.get_run`` record)."""
+    run_id, pid = run["id"], run.get("pid")
+    if run["status"] not in ("pending", "running"):
+        raise SameError(f"run {run_id} is {run['status']}; only a running run can be cancelled")
+    if run.get("host") not in (None, socket.gethostname()):
+        raise SameError(f"run {run_id} runs on host {run['host']}; cancel it there")
+    if pid is None or not is_background_process(pid, run_id, run.get("pid_started")):
+        raise SameError(f"run {run_id} was not started in the background here (pid {pid}); "
+                        "stop it where it was started, e.g. with Ctrl-C in its terminal")
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        raise SameError(f"run {run_id} has already ended") from None
+
+
+def _finish_if_active(notebook: Path, run_id: int, status: str, error: str) -> None:
+    from .store import open_store
+
+    try:
+        with open_store(notebook_dir=notebook.parent) as store:
+            run = store.get_run(run_id)
+            if run is not None and run["status"] in ("pending", "running"):
+                store.finish_run(run_id, status, error=error)
+    except SameError as exc:
+        print(f"error: could not record the end of run {run_id}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
+                                     description="Drive one pre-created run (started by start_run).")
+    parser.add_argument("notebook")
+    parser.add_argument("--run-id", type=int, required=True)
+    parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--jobs", type=int)
+    args = parser.parse_args(argv)
+
+    from .progress import PlainProgress
+    from .service import run_notebook
+
+    notebook = Path(args.notebook)
+    try:
+        result = run_notebook(notebook, params=[tuple(p) for p in args.param], jobs=args.jobs,
+                              use_cache=not args.no_cache, progress=PlainProgress(), run_id=args.run_id)
+    except KeyboardInterrupt:
+        print(f"run {args.run_id} cancelled", flush=True)
+        _finish_if_active(notebook, args.run_id, "cancelled", "cancelled by the user")
+        return 130
+    except SameError as exc:
+        print(f"error: {exc}", flush=True)
+        _finish_if_active(notebook, args.run_id, "failed", str(exc))
+        return 1
+    except Exception as exc:  # anything else must still end the run record, not leave it running
+        import traceback
+
+        traceback.print_exc()
+        _finish_if_active(notebook, args.run_id, "failed", f"{type(exc).__name__}: {exc}")
+        return 1
+    print(f"run {result.run_id} {result.status} in {result.seconds:.1f}s", flush=True)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
