@@ -11,3 +11,10 @@ def log_metric(name: str, value, step: int | None = None) -> None:
     from .runtime.metrics import log_metric as _log_metric
 
     _log_metric(name, value, step)
+
+
+def dataset(name: str) -> str:
+    """The local path of dataset ``name`` from same.yaml, downloaded and sha256-verified once."""
+    from .datasets import dataset as _dataset
+
+    return _dataset(name)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import cache
 from json import dumps as _json_scalar
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -46,14 +47,22 @@ def _parameters_source(pipeline: Pipeline, step: Step) -> str:
     return "\n".join(lines)
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def to_json(value, indent: str = "\n") -> str:
     """``json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)``, as nbformat writes notebooks.
 
     The stdlib encoder falls back to pure Python when indenting; this one is several times faster,
-    which matters for a bundle of thousands of step notebooks. Keys must be strings (the IR is JSON-safe).
+    which matters for a bundle of thousands of step notebooks. Dataclasses are written as
+    ``dataclasses.asdict`` would give them, without its deep copy. Keys must be strings.
     """
     if isinstance(value, str):
         return encode_basestring(value)
+    if is_dataclass(value):
+        value = {name: getattr(value, name) for name in _field_names(type(value))}
     inner = indent + " "
     if isinstance(value, dict):
         if not value:
@@ -115,8 +124,7 @@ def write_bundle(pipeline: Pipeline, out_dir: Path, manifest_text: str) -> Bundl
     files = bundle.files
     try:
         _write(out_dir / "same.yaml", manifest_text, files)
-        ir = pipeline.to_dict()
-        ir["notebook"] = Path(pipeline.notebook).name
+        ir = replace(pipeline, notebook=Path(pipeline.notebook).name)    # equal to ir.to_dict()
         _write(out_dir / "pipeline.json", to_json(ir) + "\n", files)
         for step in pipeline.steps:
             _write(bundle.step_notebook(step.name), to_json(step_notebook(pipeline, step)) + "\n", files)

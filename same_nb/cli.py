@@ -47,6 +47,8 @@ def _stderr_line(text: str) -> None:
 
 
 def cmd_compile(args) -> int:
+    if args.target == "kubeflow":
+        return _compile_kubeflow(args)
     from .service import compile_notebook
 
     result = compile_notebook(args.notebook, args.output, args.manifest, lock=not args.no_lock,
@@ -65,6 +67,8 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.target == "kubeflow":
+        return _run_kubeflow(args)
     from .progress import make_progress, print_summary
     from .service import run_notebook
 
@@ -77,6 +81,34 @@ def cmd_run(args) -> int:
                           isolated=args.isolated)
     print_summary(result)
     return 0 if result.ok else 1
+
+
+def _compile_kubeflow(args) -> int:
+    from .service import compile_for_kubeflow
+
+    result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
+                                  platform=args.platform, progress=_stderr_line)
+    print(f"Compiled {len(result.pipeline.steps)} steps into {result.pipeline_yaml}")
+    print(f"  readable DSL: {result.pipeline_py}")
+    print("Upload pipeline.yaml in the Kubeflow Pipelines UI, or run: "
+          f"same-nb run {args.notebook} --target kubeflow --host URL")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _run_kubeflow(args) -> int:
+    from .service import run_on_kubeflow
+
+    if not args.host:
+        raise SameError("--target kubeflow needs --host URL (the Kubeflow Pipelines API endpoint)")
+    run_id, submitted = run_on_kubeflow(args.notebook, args.host, params=[tuple(p) for p in args.param],
+                                        params_file=args.params, experiment=args.experiment,
+                                        namespace=args.namespace, existing_token=args.existing_token,
+                                        wait=args.wait, manifest_path=args.manifest, progress=_stderr_line)
+    print(f"Run {run_id} submitted to Kubeflow as {submitted.run_id}: {submitted.state}")
+    print(f"  {submitted.url}")
+    return 0 if submitted.state not in ("FAILED", "CANCELED") else 1
 
 
 def cmd_lock(args) -> int:
@@ -127,9 +159,13 @@ def _store_for(args):
 def cmd_runs(args) -> int:
     from .report import print_runs
 
+    from .service import refresh_remote_runs
+
     with _store_for(args) as store:
         runs = store.list_runs(limit=args.limit, offset=args.offset)
         total = store.count_runs()
+        for note in refresh_remote_runs(store, runs):
+            print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"total": total, "runs": runs}, indent=1, default=str))
     else:
@@ -178,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_notebook(p)
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: <notebook>-pipeline/ "
                                                           "beside the notebook)")
+    p.add_argument("--target", choices=("local", "kubeflow"), default="local",
+                   help="local: a bundle for `same-nb run`; kubeflow: also pipeline.yaml (KFP v2) and pipeline.py")
     p.add_argument("--no-lock", action="store_true",
                    help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
     _add_lock_options(p)
@@ -225,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=int, metavar="RUN_ID",
                    help="re-run only the failed, skipped or interrupted steps of RUN_ID")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout")
+    p.add_argument("--target", choices=("local", "kubeflow"), default="local",
+                   help="where to run: here (default) or on a Kubeflow Pipelines server")
+    p.add_argument("--host", metavar="URL", help="Kubeflow Pipelines API endpoint (with --target kubeflow)")
+    p.add_argument("--experiment", metavar="NAME", help="KFP experiment (default: Default)")
+    p.add_argument("--namespace", metavar="NS", help="KFP namespace (multi-user installs)")
+    p.add_argument("--existing-token", metavar="TOKEN", help="bearer token for the KFP API (never stored)")
+    p.add_argument("--wait", action="store_true", help="with --target kubeflow: wait until the run finishes")
     p.add_argument("--isolated", action="store_true",
                    help="run each step's kernel in a clean venv built from its lockfile (proves the lock)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ def _error_details(exc, executed: Path) -> dict:
     return err
 
 
+def _running_cell(executed: Path) -> tuple[int | None, str | None]:
+    """The source notebook's cell (and the executed cell's id) started last: the one that timed out."""
+    try:
+        started = [c for c in json.loads(executed.read_text())["cells"] if c.get("execution_count")]
+        last = max(started, key=lambda c: c["execution_count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    return last.get("metadata", {}).get("same_nb", {}).get("cell"), last.get("id")
+
+
 def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result_path: Path,
                       params: dict, kernel, kernel_name: str, log_path: Path,
                       timeout: float | None = None) -> StepOutcome:
@@ -73,14 +84,16 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
         try:
             pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
                                 kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                stdout_file=log, stderr_file=log, km=kernel.km, execution_timeout=timeout)
+                                stdout_file=log, stderr_file=log, km=kernel.km,
+                                execution_timeout=None if timeout is None else math.ceil(timeout))  # an int trait
         except PapermillExecutionError as exc:
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
                                error=_error_details(exc, executed))
-        except Exception as exc:  # kernel died, timeout, …: still report it against the step
+        except Exception as exc:  # kernel died, timeout, …: report it against the cell that was running
+            cell, cell_id = _running_cell(executed)
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
-                               error={"ename": type(exc).__name__, "evalue": str(exc), "cell": None,
-                                      "cell_id": None, "line": None, "where": "kernel", "traceback": ""})
+                               error={"ename": type(exc).__name__, "evalue": str(exc), "cell": cell,
+                                      "cell_id": cell_id, "line": None, "where": "kernel", "traceback": ""})
     result = json.loads(result_path.read_text())
     return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),

@@ -7,7 +7,9 @@ from .ir import Pipeline
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # soft_wrap: a diagnostic stays one line (greppable, clickable) whatever the terminal width;
+    # only the table fits itself to the width.
+    return Console(highlight=False, soft_wrap=True)
 
 
 def _inputs(step) -> str:

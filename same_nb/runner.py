@@ -179,7 +179,7 @@ class Runner:
             return False
         st.status, st.cache_hit, st.reason = "cached", True, reason
         st.outputs = {o["name"]: {k: o[k] for k in ("sha256", "kind", "type", "size", "location") if k in o}
-                      for o in hit["outputs"]}
+                      for o in hit["outputs"] if o.get("role") in (None, "variable")}
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=reason,
                               code_sha256=st.info["code"])
         self.store.finish_step(st.step_run_id, status="cached", inputs=st.inputs,
@@ -266,8 +266,13 @@ class Runner:
                 rec.setdefault("location", str(self.artifacts.resolve() / rec["sha256"][:2] / rec["sha256"]))
         else:
             st.status, st.error = "failed", outcome.error
-        self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs,
-                               outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()],
+        from .runtime.fileio import result_records  # files read/written, datasets used
+
+        files_in, files_out = result_records(str(self.run_dir / "steps" / name / "result.json"),
+                                             {r["name"] for r in st.inputs} | set(st.outputs))
+        self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs + files_in,
+                               outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()]
+                               + files_out,
                                executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
                                metrics=st.metrics)
         self.progress.update(name, st)

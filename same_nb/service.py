@@ -212,6 +212,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     notebook = Path(path).resolve()
     if not notebook.is_file():
         raise SameError("no such notebook", path=str(path))
+    if timeout is not None and not timeout > 0:
+        raise SameError(f"--timeout must be a positive number of seconds, got {timeout}")
     prepared = prepare(notebook, Path(manifest_path) if manifest_path else None)
     pipeline = prepared.pipeline
     store = open_store(notebook_dir=notebook.parent)
@@ -260,3 +262,67 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                          states=states, pipeline=pipeline)
     finally:
         store.close()
+
+
+# -- Kubeflow ----------------------------------------------------------------------------------------
+
+KFP_STATES = {"SUCCEEDED": "success", "FAILED": "failed", "CANCELED": "cancelled", "SKIPPED": "success"}
+
+
+def compile_for_kubeflow(path: str | Path, out_dir=None, manifest_path=None, *, python_version=None,
+                         platform=None, progress=None):
+    from .kfp_compile import compile_kubeflow
+
+    return compile_kubeflow(path, out_dir, manifest_path, python_version=python_version, platform=platform,
+                            progress=progress)
+
+
+def run_on_kubeflow(path: str | Path, host: str, *, params: list[tuple[str, str]] = (), params_file=None,
+                    experiment=None, namespace=None, existing_token=None, wait: bool = False,
+                    manifest_path=None, out_dir=None, progress=None):
+    """Compile, upload and start a KFP run; record it in the store with its KFP run id.
+    Returns (store run id, SubmittedRun)."""
+    from .kfp_submit import run_kubeflow
+    from .store import open_store
+
+    notebook = Path(path).resolve()
+    compiled, submitted = run_kubeflow(notebook, host, out_dir=out_dir, manifest_path=manifest_path,
+                                       params=list(params), params_file=params_file, experiment=experiment,
+                                       namespace=namespace, existing_token=existing_token, wait=wait,
+                                       progress=progress)
+    values = resolve_params(compiled.pipeline, compiled.defaults, list(params), params_file)
+    with open_store(notebook_dir=notebook.parent) as store:
+        run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=compiled.pipeline.notebook_sha256,
+                                  pipeline_name=compiled.name, params=values, target="kubeflow",
+                                  run_dir_root=notebook.parent / ".same" / "runs")
+        store.set_remote(run_id, remote_id=submitted.run_id, remote_url=submitted.url)
+        final = KFP_STATES.get(submitted.state)
+        if final:
+            store.finish_run(run_id, final)
+    return run_id, submitted
+
+
+def refresh_remote_runs(store, runs: list[dict]) -> list[str]:
+    """Update the status of unfinished Kubeflow runs in ``runs`` from their servers; returns notes
+    for servers that could not be reached (the stored status is kept)."""
+    from urllib.parse import urlsplit
+
+    notes = []
+    for run in runs:
+        if run.get("target") != "kubeflow" or not run.get("remote_id") or run["status"] not in ("pending", "running"):
+            continue
+        url = urlsplit(run.get("remote_url") or "")
+        if not url.scheme:
+            continue
+        from .kfp_submit import refresh_status
+
+        try:
+            status = refresh_status(f"{url.scheme}://{url.netloc}", run["remote_id"])
+        except SameError as exc:
+            notes.append(f"run {run['id']}: status not refreshed ({exc})")
+            continue
+        final = KFP_STATES.get(status.state)
+        if final:
+            store.finish_run(run["id"], final, error=status.error)
+            run["status"] = final
+    return notes

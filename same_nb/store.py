@@ -7,6 +7,7 @@ SQLAlchemy Core over SQLite (``<notebook_dir>/.same/same.db``) or any URL in ``S
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 import socket
@@ -28,8 +29,8 @@ from sqlalchemy.exc import (ArgumentError, DBAPIError, IntegrityError, NoSuchMod
 
 from same_nb.errors import SameError
 from same_nb.store_schema import (RUN_STATUSES, STEP_STATUSES, artifact_row, artifacts, as_str,
-                                  check_choice, check_json, edge_row, metadata, metric_row, runs,
-                                  step_run_artifacts, step_runs)
+                                  check_choice, check_json, edge_row, metric_row,
+                                  notebook_snapshots, runs, step_run_artifacts, step_runs)
 from same_nb.store_schema import metrics as metrics_table
 
 DB_ENV = "SAME_NB_DB"
@@ -38,7 +39,8 @@ ACTIVE = ("pending", "running")
 RESUMABLE_STEP_STATUSES = ("failed", "skipped", "cancelled", "interrupted", "pending")
 _CACHEABLE = ("success", "cached")
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-_PG_CREATE_LOCK = 0x5A3E_0001  # advisory lock id serializing create_all across processes
+_PG_CREATE_LOCK = 0x5A3E_0001  # advisory lock id serializing migrations across processes
+SCHEMA_REVISION = "0002"       # the newest revision in same_nb/migrations/versions
 _HAS_PROC = Path("/proc/self/stat").exists()
 
 
@@ -75,7 +77,7 @@ class Store:
         self.engine = self._create_engine()
         self._write_engine = self.engine.execution_options(same_nb_write=True)
         try:
-            self._create_tables()
+            self._migrate()
         except DBAPIError as exc:
             self.engine.dispose()
             raise SameError(f"cannot open run store {self.masked_url}: {exc.orig}") from exc
@@ -97,15 +99,27 @@ class Store:
         _configure_sqlite(engine)
         return engine
 
-    def _create_tables(self) -> None:
+    def _migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision; a store made by ``create_all``
+        before migrations existed is stamped with the baseline revision first."""
         with self.engine.connect() as conn:
-            present = set(inspect(conn).get_table_names())
-        if present >= set(metadata.tables):
-            return
+            if _schema_revision(conn) == SCHEMA_REVISION:
+                return                    # the common case, without importing alembic (~0.4 s)
         with self._write_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
-            metadata.create_all(conn)
+            revision = _schema_revision(conn)
+            if revision == SCHEMA_REVISION:
+                return                    # another process migrated while we waited
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            config.attributes["connection"] = conn
+            if revision is None and inspect(conn).has_table("runs"):
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,11 +154,21 @@ class Store:
                    created_at=now, started_at=now, git_commit=_git_commit(notebook.parent),
                    user=_user(), host=socket.gethostname(), pid=pid,
                    pid_started=_process_started(pid))
+        source = _notebook_bytes(notebook, notebook_sha256)
         with self._tx(write=True) as conn:
             run_id = conn.execute(insert(runs).values(row)).inserted_primary_key[0]
             run_dir = Path(run_dir_root).resolve() / str(run_id)
             conn.execute(update(runs).where(runs.c.id == run_id).values(run_dir=str(run_dir)))
+            if source is not None:
+                conn.execute(_insert_ignore(conn, notebook_snapshots),
+                             dict(sha256=notebook_sha256, content=source, created_at=now))
         return run_id
+
+    def notebook_snapshot(self, sha256: str) -> bytes | None:
+        """The notebook bytes a run executed (recorded by :meth:`create_run`), or None."""
+        with self._tx(write=False) as conn:
+            return conn.execute(select(notebook_snapshots.c.content).where(
+                notebook_snapshots.c.sha256 == sha256)).scalar()
 
     def set_remote(self, run_id: int, *, remote_id: str, remote_url: str | None) -> None:
         """Attach the remote (KFP) run id and UI URL to a run."""
@@ -236,7 +260,8 @@ class Store:
         host = socket.gethostname()
         with self._tx(write=False) as conn:
             active = conn.execute(select(runs.c.id, runs.c.pid, runs.c.pid_started).where(
-                runs.c.status.in_(ACTIVE), runs.c.host == host)).all()
+                runs.c.status.in_(ACTIVE), runs.c.host == host,
+                runs.c.remote_id.is_(None))).all()     # a remote run outlives its submitting process
         dead = [run_id for run_id, pid, started in active
                 if pid is not None and not _pid_alive(pid, started)]
         if not dead:
@@ -375,6 +400,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _schema_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _insert_ignore(conn: Connection, table: Any) -> Any:
     insert_fn = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     return insert_fn(table).on_conflict_do_nothing()
@@ -399,6 +430,15 @@ def _run_dict(row: Any) -> dict:
         run["duration_s"] = ((run["finished_at"] or _now()) - run["started_at"]).total_seconds()
     run["step_counts"] = {}
     return run
+
+
+def _notebook_bytes(notebook: Path, sha256: str) -> bytes | None:
+    """The notebook's bytes when they still hash to ``sha256`` (edited since compiling: None)."""
+    try:
+        raw = notebook.read_bytes()
+    except OSError:
+        return None
+    return raw if hashlib.sha256(raw).hexdigest() == sha256 else None
 
 
 def _require(found: Any, message: str) -> None:

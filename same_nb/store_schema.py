@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Table, Text)
+                        Integer, LargeBinary, MetaData, String, Table, Text)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -132,6 +132,14 @@ metrics = Table(
     Column("logged_at", UTCDateTime, nullable=False),
 )
 Index("ix_metrics_step_run_id_name", metrics.c.step_run_id, metrics.c.name)
+
+# The exact notebook bytes each run executed, by sha256: `same-nb rerun` runs them again.
+notebook_snapshots = Table(
+    "notebook_snapshots", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

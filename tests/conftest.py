@@ -3,6 +3,7 @@ into a temporary folder first: no test ever runs a notebook inside tests/noteboo
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -43,3 +44,28 @@ def module_notebook_copy(tmp_path_factory):
             return _copy_fixture(name, tmp_path_factory.mktemp(name), files)
 
         yield copy
+
+
+def notebook_data(cells: list[tuple[list[str], str]]) -> dict:
+    """nbformat 4.5 JSON from (tags, source) pairs; tags starting with "md" make a markdown cell."""
+    def cell(i: int, tags: list[str], source: str) -> dict:
+        if tags[:1] == ["md"]:
+            return {"cell_type": "markdown", "id": f"c{i}", "metadata": {}, "source": source}
+        return {"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags} if tags else {},
+                "source": source, "outputs": [], "execution_count": None}
+
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}},
+            "cells": [cell(i, tags, source) for i, (tags, source) in enumerate(cells, 1)]}
+
+
+@pytest.fixture
+def write_notebook(tmp_path):
+    """``write(cells, name="nb") -> Path``: a notebook written into tmp_path from (tags, source) pairs."""
+    def write(cells: list[tuple[list[str], str]], name: str = "nb") -> Path:
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(json.dumps(notebook_data(cells), indent=1))
+        return path
+
+    return write

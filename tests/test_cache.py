@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def history(module_notebook_copy):
     runs = {}
 
     def go(label, **kwargs):
-        result = run_notebook(nb, progress=make_progress(quiet=True), **{"params": [("n", "1")], **kwargs})
+        result = run_notebook(nb, progress=make_progress(quiet=True), **{"params": [("n", "3")], **kwargs})
         out = io.StringIO()
         print_summary(result, out)
         runs[label] = (result, out.getvalue())
@@ -94,7 +95,9 @@ def history(module_notebook_copy):
     go("comment")
     _edit_cell(nb, left_cell, "left = [b * 3 for b in base]")
     go("code")
-    go("param", params=[("n", "2")])
+    go("param", params=[("n", "4")])
+    shutil.rmtree(nb.parent / ".same" / "artifacts")
+    go("deleted", params=[("n", "4")])
     return runs, left_cell
 
 
@@ -137,7 +140,17 @@ def test_code_change_reruns_the_step_and_its_dependents(history):
 def test_param_change_is_named_with_old_and_new_value(history):
     runs, _ = history
     why = _why(history, "param")
-    assert why["load"] == ("success", "param n 1 → 2")
+    assert why["load"] == ("success", "param n 3 → 4")
     assert why["left"] == why["right"] == ("success", "input base changed (from load)")
     assert why["join"][1] == "input left changed (from left); input right changed (from right)"
-    assert "param n 1 → 2" in runs["param"][1]
+    assert "param n 3 → 4" in runs["param"][1]
+
+
+@pytest.mark.slow
+def test_deleted_artifacts_are_rebuilt_and_say_why(history):
+    runs, _ = history
+    why = _why(history, "deleted")
+    for step in ("load", "left", "right"):
+        assert why[step] == ("success", "cached outputs are missing")
+    # join passes nothing on, and its rebuilt inputs have the same bytes: still a cache hit.
+    assert why["join"] == ("cached", f"reused from run {runs['param'][0].run_id}")

@@ -1,8 +1,10 @@
-"""The local runner end to end, through the service layer: real kernels, real files, real store."""
+"""The local runner end to end, through the service layer: real kernels, real files, real store.
+Parameter checks come first: they only compile."""
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,8 @@ import pytest
 from same_nb.errors import SameError
 from same_nb.progress import make_progress
 from same_nb.runtime import ArtifactStore, load_value
-from same_nb.service import run_notebook
+from same_nb.service import resolve_params, run_notebook
 from same_nb.store import open_store
-
-pytestmark = pytest.mark.slow
-
 
 def run(notebook: Path, **kwargs):
     return run_notebook(notebook, progress=make_progress(quiet=True), **kwargs)
@@ -41,6 +40,67 @@ def artifact_files(notebook: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
 
 
+# -- parameters ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def typed(module_notebook_copy):
+    """tags_parameters: alpha=0.5, name='run', epochs=3, flags=[1, 2], opts={'a': 1}, nothing=None,
+    verbose=False."""
+    from same_nb.prepared import prepare
+
+    nb = module_notebook_copy("tags_parameters")
+    return nb, prepare(nb).pipeline
+
+
+@pytest.mark.parametrize("name, raw, value", [
+    ("alpha", "2", 2.0), ("alpha", "0.25", 0.25), ("alpha", "1e3", 1000.0), ("epochs", "7", 7),
+    ("verbose", "true", True), ("verbose", "no", False), ("name", "007", "007"),
+    ("flags", "[3, 4]", [3, 4]), ("opts", '{"b": 2}', {"b": 2}), ("nothing", "5", 5),
+])
+def test_cli_values_are_converted_to_the_defaults_type(typed, name, raw, value):
+    _, pipeline = typed
+    values = resolve_params(pipeline, {}, [(name, raw)])
+    assert values[name] == value and type(values[name]) is type(value)
+    assert {k: v for k, v in values.items() if k != name} == {
+        p.name: p.default for p in pipeline.parameters if p.name != name}
+
+
+@pytest.mark.parametrize("name, raw, expected", [
+    ("epochs", "2.5", "int"), ("epochs", "x", "int"), ("epochs", "true", "int"), ("alpha", "abc", "float"),
+    ("verbose", "maybe", "bool"), ("flags", "3", "list"), ("opts", "[1]", "dict"),
+])
+def test_values_of_the_wrong_type_are_refused(typed, name, raw, expected):
+    _, pipeline = typed
+    with pytest.raises(SameError, match=rf"parameter '{name}' expects {expected} .*got '{re.escape(raw)}' from -p {name}"):
+        resolve_params(pipeline, {}, [(name, raw)])
+
+
+def test_unknown_parameter_lists_the_valid_ones(typed):
+    _, pipeline = typed
+    with pytest.raises(SameError) as err:
+        resolve_params(pipeline, {}, [("epoch", "3")])
+    assert str(err.value) == ("unknown parameter 'epoch' (from -p epoch); valid parameters: "
+                              "alpha, name, epochs, flags, opts, nothing, verbose")
+
+
+def test_params_file_then_cli_overrides_then_types_are_checked(typed):
+    nb, pipeline = typed
+    good = nb.parent / "good.yaml"
+    good.write_text("epochs: 4\nalpha: 1\nflags: [9]\n")
+    values = resolve_params(pipeline, {"name": "from-manifest"}, [("epochs", "5")], good)
+    assert (values["epochs"], values["alpha"], values["flags"], values["name"]) == (5, 1.0, [9], "from-manifest")
+    bad = nb.parent / "bad.yaml"
+    bad.write_text("epochs: four\n")
+    with pytest.raises(SameError, match=f"expects int .* from {bad}"):
+        resolve_params(pipeline, {}, [], bad)
+    bad.write_text("epochs: [1\n")
+    with pytest.raises(SameError, match="cannot read parameters"):
+        resolve_params(pipeline, {}, [], bad)
+    bad.write_text("unknown: 1\n")
+    with pytest.raises(SameError, match=f"unknown parameter 'unknown' \\(from {bad}\\); valid parameters: alpha"):
+        resolve_params(pipeline, {}, [], bad)
+
+
 # -- working directory, run folder, source untouched --------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -50,6 +110,7 @@ def relative_run(module_notebook_copy):
     return nb, before, run(nb, snapshot=True)
 
 
+@pytest.mark.slow
 def test_kernel_cwd_is_the_notebook_folder(relative_run):
     nb, _, result = relative_run
     assert result.ok, statuses(result)
@@ -57,6 +118,7 @@ def test_kernel_cwd_is_the_notebook_folder(relative_run):
     assert snapshot(result, "count")["n_words"] == 3
 
 
+@pytest.mark.slow
 def test_run_folder_keeps_each_executed_notebook_and_log(relative_run):
     nb, _, result = relative_run
     assert result.run_dir == nb.parent / ".same" / "runs" / str(result.run_id)
@@ -76,6 +138,7 @@ def test_run_folder_keeps_each_executed_notebook_and_log(relative_run):
     assert Path(rec["count"]["log_path"]).is_file()
 
 
+@pytest.mark.slow
 def test_source_notebook_is_unchanged_by_a_run(relative_run):
     nb, before, _ = relative_run
     assert (nb.read_bytes(), nb.stat().st_mtime_ns) == before
@@ -89,6 +152,7 @@ def kinds_run(module_notebook_copy):
     return nb, run(nb, snapshot=True)
 
 
+@pytest.mark.slow
 def test_dataframe_as_arrow_and_ndarray_as_npy(kinds_run):
     nb, result = kinds_run
     assert result.ok, statuses(result)
@@ -100,6 +164,7 @@ def test_dataframe_as_arrow_and_ndarray_as_npy(kinds_run):
     assert out["meta"]["kind"] == "pickle"
 
 
+@pytest.mark.slow
 def test_values_arrive_intact_and_modules_are_reimported(kinds_run):
     import numpy as np
     import pandas as pd
@@ -115,6 +180,7 @@ def test_values_arrive_intact_and_modules_are_reimported(kinds_run):
     assert used["same"] is True
 
 
+@pytest.mark.slow
 def test_artifacts_are_content_addressed_and_stored_once(kinds_run):
     nb, result = kinds_run
     out = result.states["make"].outputs
@@ -131,6 +197,7 @@ def test_artifacts_are_content_addressed_and_stored_once(kinds_run):
     assert artifact_files(nb) == files
 
 
+@pytest.mark.slow
 def test_notebook_functions_read_the_consuming_steps_globals(notebook_copy):
     result = run(notebook_copy("functions_across_steps"), snapshot=True)
     assert result.ok, statuses(result)
@@ -140,6 +207,7 @@ def test_notebook_functions_read_the_consuming_steps_globals(notebook_copy):
     assert used["counted"] == 1
 
 
+@pytest.mark.slow
 def test_unpassable_value_fails_the_producer_with_a_fix(notebook_copy):
     result = run(notebook_copy("unpassable_value"))
     assert statuses(result) == {"open_file": "failed", "use_file": "skipped"}
@@ -162,6 +230,7 @@ def sleep_runs(module_notebook_copy):
     return nb, run(nb, jobs=2, snapshot=True), run(nb, jobs=1, use_cache=False)
 
 
+@pytest.mark.slow
 def test_independent_steps_run_concurrently(sleep_runs):
     nb, parallel, _ = sleep_runs
     assert parallel.ok, statuses(parallel)
@@ -171,6 +240,7 @@ def test_independent_steps_run_concurrently(sleep_runs):
     assert steps["join"]["started_at"] >= max(l1, r1)
 
 
+@pytest.mark.slow
 def test_jobs_1_runs_steps_one_at_a_time(sleep_runs):
     _, _, serial = sleep_runs
     assert serial.ok, statuses(serial)
@@ -179,6 +249,7 @@ def test_jobs_1_runs_steps_one_at_a_time(sleep_runs):
         assert before["finished_at"] <= after["started_at"]
 
 
+@pytest.mark.slow
 def test_each_step_has_its_own_kernel_in_the_notebook_folder(sleep_runs):
     nb, parallel, _ = sleep_runs
     joined = snapshot(parallel, "join")
@@ -195,6 +266,7 @@ def failing_run(module_notebook_copy):
     return nb, before, run(nb)
 
 
+@pytest.mark.slow
 def test_failure_skips_dependents_and_runs_independent_branch(failing_run):
     nb, before, result = failing_run
     assert result.status == "failed" and not result.ok
@@ -207,6 +279,7 @@ def test_failure_skips_dependents_and_runs_independent_branch(failing_run):
     assert {s["step_name"]: s["status"] for s in run_row["steps"]} == statuses(result)
 
 
+@pytest.mark.slow
 def test_failure_names_cell_line_and_exception(failing_run):
     nb, _, result = failing_run
     cells = json.loads(nb.read_text())["cells"]
@@ -219,6 +292,19 @@ def test_failure_names_cell_line_and_exception(failing_run):
     assert errors and errors[0]["ename"] == "ValueError"
 
 
+@pytest.mark.slow
+def test_timeout_fails_the_step_at_the_running_cell(notebook_copy):
+    nb = notebook_copy("wait_for_file")                  # its `wait` step waits for go.txt forever
+    result = run(nb, timeout=1.5)
+    assert statuses(result) == {"first": "success", "wait": "failed", "last": "skipped"}
+    cells = json.loads(nb.read_text())["cells"]
+    wait_cell = next(i for i, c in enumerate(cells, 1) if "step:wait" in c["metadata"].get("tags", []))
+    err = result.states["wait"].error
+    assert (err["ename"], err["cell"]) == ("CellTimeoutError", wait_cell)
+    assert "timed out" in err["evalue"]
+
+
+@pytest.mark.slow
 def test_resume_reruns_only_what_did_not_succeed(notebook_copy):
     nb = notebook_copy("resume_flag")
     first = run(nb)
@@ -237,6 +323,7 @@ def test_resume_reruns_only_what_did_not_succeed(notebook_copy):
     assert snapshot(resumed, "total")["total"] == sum(v * 3 for v in [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_resume_refuses_bad_requests(failing_run):
     nb, _, result = failing_run
     with pytest.raises(SameError, match="no run 999"):

@@ -16,14 +16,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from postgres_server import fresh_database
 from same_nb.errors import SameError
 from same_nb.store import DB_ENV, Store, open_store
 from same_nb.store_schema import artifacts, metrics, runs, step_run_artifacts, step_runs
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'db' / 'same.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each store test runs on a SQLite file and on a fresh database of a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'same.db'}"
+        return
+    url, drop = fresh_database()
+    yield url
+    drop()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ The runner writes a spec file per step::
 
 ``load_inputs`` fills the kernel namespace; ``save_outputs`` stores the outputs and writes the
 result file the runner reads: ``{"step", "outputs": {name: record}, "warnings": [{name, message}],
+"files": [file records, see fileio], "datasets": [dataset records],
 "durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}}}``.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError
+from . import fileio as _fileio
 from . import metrics as _metrics
 from .serializers import dump_value, fingerprint, load_value, qualified_type_name
 
@@ -79,11 +81,13 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 continue
     state.seconds = time.perf_counter() - started
     _LOADED[os.path.abspath(spec_path)] = state
+    _fileio.start(os.getcwd())
 
 
 def save_outputs(spec_path: str, namespace: dict) -> dict:
     """Store the step's outputs, warn about watched inputs changed in place, write the result file."""
     started = time.perf_counter()
+    lineage = _fileio.stop()           # before this function's own writes
     spec = _read_spec(spec_path)
     step = spec["step"]
     outputs: dict[str, list[str]] = spec.get("outputs", {})
@@ -123,6 +127,8 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         "snapshot": _snapshot(namespace, store) if "snapshot" in spec else {},
         "metrics": _metrics.collect(namespace, spec.get("metrics", [])),
         "warnings": warnings,
+        "files": lineage["files"],
+        "datasets": lineage["datasets"],
         "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
                       "inputs": loaded.per_input, "outputs": per_output},
     }

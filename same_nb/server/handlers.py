@@ -156,7 +156,7 @@ class InspectHandler(SameHandler):
         notebook = self.notebook(self.get_query_argument("path", ""))
         inspection = await self.blocking(inspect_notebook, notebook)
         data = inspection.to_dict()
-        data["path"] = to_api_path(self.root_dir, notebook)
+        data["path"] = data["pipeline"]["notebook"] = to_api_path(self.root_dir, notebook)
         self.reply(data)
 
 

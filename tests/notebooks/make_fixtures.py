@@ -171,6 +171,21 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
                         "while not os.path.exists('go.txt'):\n    time.sleep(0.05)\ny = x + 1"),
         (["step:last"], "z = y * 2"),
     ],
+    # Front-end fixtures for tag and data-flow corner cases; each runs top to bottom.
+    "tags_skip_step": [
+        (["step:load"], "data = [1, 2]"),
+        (["step:debug", "skip"], "print('debug only')"),
+        ([], "n = len(data)"),
+    ],
+    "parameter_mutation": [
+        (["parameters"], "flags = [1, 2]\nlimit = 3"),
+        (["step:extend"], "flags.append(limit)"),
+        (["step:use"], "count = len(flags)"),
+    ],
+    "star_import": [
+        (["step:join"], "from posixpath import *\nfull = join('data', 'raw.csv')"),
+        (["step:split"], "name = basename(full)\nfolder = dirname(full)"),
+    ],
 }
 
 
