@@ -113,13 +113,17 @@ def step_notebook(pipeline: Pipeline, step: Step) -> dict:
     }}
 
 
+def check_bundle_dir(pipeline: Pipeline, out_dir: Path) -> None:
+    """Refuse the notebook's own folder: the bundle's same.yaml and README.md would replace the user's."""
+    if Path(out_dir).resolve() == Path(pipeline.notebook).resolve().parent:
+        raise SameError("the bundle cannot go in the notebook's own folder: it would overwrite same.yaml "
+                        "and README.md there; choose another -o directory", path=str(out_dir))
+
+
 def write_bundle(pipeline: Pipeline, out_dir: Path, manifest_text: str) -> Bundle:
     """Write the bundle into ``out_dir``; step notebooks left from an earlier compile are removed."""
     out_dir = Path(out_dir)
-    notebook_dir = Path(pipeline.notebook).resolve().parent
-    if out_dir.resolve() == notebook_dir:
-        raise SameError("the bundle cannot go in the notebook's own folder: it would overwrite same.yaml "
-                        "and README.md there; choose another -o directory", path=str(out_dir))
+    check_bundle_dir(pipeline, out_dir)
     bundle = Bundle(root=out_dir)
     files = bundle.files
     try:

@@ -111,6 +111,40 @@ def _run_kubeflow(args) -> int:
     return 0 if submitted.state not in ("FAILED", "CANCELED") else 1
 
 
+def cmd_trace(args) -> int:
+    from pathlib import Path
+
+    from .lineage import render_dot, render_text, trace
+
+    with _store_for(args) as store:
+        tree = trace(store, args.target, cwd=Path(args.dir))
+    if args.json:
+        print(json.dumps(tree, indent=1, default=str))
+    elif args.dot:
+        print(render_dot(tree))
+    else:
+        print(render_text(tree))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .lineage import compare, render_compare
+
+    with _store_for(args) as store:
+        diff = compare(store, args.run_a, args.run_b)
+    print(json.dumps(diff, indent=1, default=str) if args.json else render_compare(diff))
+    return 0
+
+
+def cmd_rerun(args) -> int:
+    from .progress import make_progress
+    from .rerun import render_rerun, rerun
+
+    result = rerun(args.run, notebook_dir=args.dir, jobs=args.jobs, progress=make_progress(quiet=args.quiet))
+    print(json.dumps(result.to_dict(), indent=1, default=str) if args.json else render_rerun(result))
+    return 0 if result.run.ok else 1
+
+
 def cmd_lock(args) -> int:
     from .service import lock_notebook
 
@@ -166,10 +200,16 @@ def cmd_runs(args) -> int:
         total = store.count_runs()
         for note in refresh_remote_runs(store, runs):
             print(f"note: {note}", file=sys.stderr)
+        columns: list[str] = []
+        if args.metrics:
+            from .lineage import runs_with_metrics
+
+            table = runs_with_metrics(store, limit=args.limit, offset=args.offset)
+            columns, runs = table["columns"], table["runs"]
     if args.json:
-        print(json.dumps({"total": total, "runs": runs}, indent=1, default=str))
+        print(json.dumps({"total": total, "runs": runs, "metric_columns": columns}, indent=1, default=str))
     else:
-        print_runs(runs, total)
+        print_runs(runs, total, columns)
     return 0
 
 
@@ -280,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--offset", type=int, default=0, help="skip this many of the newest runs")
+    p.add_argument("--metrics", action="store_true", help="add a column per logged metric (last value per run)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 
@@ -289,6 +330,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("trace", help="where did this file or value come from? upstream lineage across runs",
+                       description="Trace a file path, an artifact sha256 (8+ hex digits) or RUN:STEP:VARIABLE "
+                                   "upstream: the step run that produced it (run, time, code hash, packages, "
+                                   "parameters) and, recursively, its inputs: files, datasets, variables and "
+                                   "parameters. Files changed since they were recorded are flagged.")
+    p.add_argument("target", help="path, sha256 or RUN:STEP:VARIABLE")
+    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable output")
+    fmt.add_argument("--dot", action="store_true", help="graphviz DOT output (pipe to `dot -Tsvg`)")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("compare", help="what differs between two runs",
+                       description="Compare two runs: step code, parameters, package versions, input data "
+                                   "hashes, metrics and output hashes.")
+    p.add_argument("run_a", type=int)
+    p.add_argument("run_b", type=int)
+    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("rerun", help="reproduce a run from its recorded notebook and parameters",
+                       description="Run again with the recorded parameters and the recorded notebook source "
+                                   "(kept by hash in the store), without the cache, and report whether each "
+                                   "output is byte-identical to the recorded one.")
+    p.add_argument("run", type=int)
+    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="steps to run at once")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_rerun)
     return parser
 
 

@@ -3,6 +3,8 @@
 A name a step reads before binding it resolves to the latest earlier binding: a variable from the
 step that last produced it (data edge), an import (replayed, not data), or a parameter. Functions
 and classes travel by value; the globals they read become inputs of every step that uses them.
+A step that changes a value it received (variable or parameter) becomes that value's producer for
+later steps; one that `del`s an earlier step's name needs it as an input, since `del` needs it bound.
 """
 from __future__ import annotations
 
@@ -172,14 +174,14 @@ class DataFlow:
         if name in bound or name in flow.inputs:
             return
         b = self.latest.get(name)
-        if b is not None and b.step != flow.name:
+        if b is not None:
+            if b.step == flow.name:     # a step never takes its own binding as an input
+                return
             if b.kind == "import":
                 flow.replay.setdefault(b.imp.statement, b.imp)
             else:
                 flow.inputs[name] = Input(name=name, kind="variable", producer=b.step)
             return
-        if b is not None:
-            return                      # bound earlier in this step, then deleted and re-read
         if name in self.params:
             flow.inputs[name] = Input(name=name, kind="parameter")
             flow.params.append(name)

@@ -84,8 +84,8 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
         try:
             pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
                                 kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                stdout_file=log, stderr_file=log, km=kernel.km,
-                                execution_timeout=None if timeout is None else math.ceil(timeout))  # an int trait
+                                stdout_file=log, stderr_file=log, km=kernel.km,  # nbclient wants int seconds
+                                execution_timeout=None if timeout is None else math.ceil(timeout))
         except PapermillExecutionError as exc:
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
                                error=_error_details(exc, executed))

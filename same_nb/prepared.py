@@ -37,6 +37,8 @@ def _run_config(manifest) -> dict:
     return {"params": dict(manifest.run.parameters), "env": dict(manifest.run.env or {}),
             "step_env": {n: dict(manifest.step_config(n).env or {}) for n in steps},
             "cache": bool(manifest.run.cache),
+            "openlineage": (manifest.lineage.openlineage.model_dump(exclude_none=True)
+                            if manifest.lineage and manifest.lineage.openlineage else None),
             "step_cache": {n: bool(manifest.step_config(n).cache) for n in steps}}
 
 

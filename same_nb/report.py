@@ -62,18 +62,20 @@ def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value or "-")
 
 
-def print_runs(runs: list[dict], total: int) -> None:
+def print_runs(runs: list[dict], total: int, metric_columns: list[str] = ()) -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=f"{len(runs)} of {total} runs")
-    for col in ("run", "pipeline", "status", "started", "duration", "steps", "target"):
+    for col in ("run", "pipeline", "status", "started", "duration", "steps", "target", *metric_columns):
         table.add_column(col)
     for r in runs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(r.get("step_counts", {}).items()))
         dur = f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "-"
+        metrics = [f"{r['metrics'][c]:.4g}" if r.get("metrics", {}).get(c) is not None else "-"
+                   for c in metric_columns]
         table.add_row(str(r["id"]), Text(r["pipeline_name"] or ""), r["status"], _when(r.get("started_at")),
-                      dur, counts, r.get("target") or "")
+                      dur, counts, r.get("target") or "", *metrics)
     _console().print(table)
 
 

@@ -32,6 +32,7 @@ class RunRequest:
     snapshot: bool = False                # also save every variable (equivalence checks)
     pythons: dict[str, str] = field(default_factory=dict)  # step -> interpreter (--isolated)
     runtime_path: str | None = None       # folder holding a copy of same_nb.runtime for isolated kernels
+    openlineage: dict | None = None       # OpenLineage transport config, when configured
     timeout: float | None = None
 
 
@@ -166,6 +167,10 @@ class Runner:
         elif self.req.use_cache:
             hit = self.store.find_cached(st.key)
             reason = f"reused from run {hit['run_id']}" if hit else ""
+            changed = self._changed_files(hit["step_run_id"]) if hit else []
+            if changed:
+                st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
+                return False
         if hit is None:
             previous = self.store.last_step_run(str(self.req.notebook.resolve()), name)
             producers = {i.name: i.producer for i in self.p.step(name).variable_inputs}
@@ -189,6 +194,30 @@ class Runner:
             self.pool.discard(name)
         self.progress.update(name, st)
         return True
+
+    def _changed_files(self, step_run_id: int) -> list[str]:
+        """Files (and datasets) the cached step run read whose bytes are different now."""
+        from .runtime.artifacts import hash_file
+
+        changed = []
+        for rec in self.store.step_file_inputs(step_run_id):
+            path = Path(rec["name"])
+            path = path if path.is_absolute() else self.req.notebook.parent / path
+            try:
+                current = hash_file(path)[0] if rec["role"] == "file" else rec["sha256"]
+            except OSError:
+                current = None
+            if current != rec["sha256"]:
+                changed.append(rec["name"])
+        return changed
+
+    def _emit(self, name: str, event: str) -> None:
+        if self.req.openlineage:
+            from .openlineage_events import emit_step_event
+
+            emit_step_event(self.req.openlineage, {"id": self.run_id, "pipeline_name": self.p.name,
+                                                   "notebook_path": str(self.req.notebook)},
+                            self.states[name], event)
 
     # -- execution ------------------------------------------------------------------------------
     def _kernel_pool(self):
@@ -232,6 +261,7 @@ class Runner:
         st.executed, st.log = self.run_dir / "steps" / f"{name}.ipynb", sdir / "log.txt"
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
                               code_sha256=st.info["code"])
+        self._emit(name, "START")
         kernel = self._kernel_pool().take(name)
         self.kernels[name] = kernel
         try:
@@ -275,6 +305,7 @@ class Runner:
                                + files_out,
                                executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
                                metrics=st.metrics)
+        self._emit(name, "COMPLETE" if st.status == "success" else "FAIL")
         self.progress.update(name, st)
 
     def _skip(self, name: str, reason: str) -> None:

@@ -150,7 +150,7 @@ def resolve_params(pipeline: Pipeline, defaults: dict, overrides: list[tuple[str
         path = Path(params_file)
         try:
             data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise SameError(f"cannot read parameters: {exc}", path=str(path)) from None
         if not isinstance(data, dict):
             raise SameError("the parameters file must map names to values", path=str(path))
@@ -233,6 +233,15 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                     reuse[s["step_name"]] = {"outputs": s["outputs"], "reason": f"done in run {resume}"}
         else:
             values = resolve_params(pipeline, prepared.config.get("params", {}), list(params), params_file)
+        manifest_file = Path(manifest_path) if manifest_path else notebook.parent / "same.yaml"
+        if manifest_file.is_file():
+            from .datasets import prepare_datasets
+
+            prepare_datasets(manifest_file)         # a sha256 mismatch refuses the run here
+        from .openlineage_events import lineage_config
+
+        openlineage = lineage_config({"lineage": {"openlineage": prepared.config.get("openlineage")}}
+                                     if prepared.config.get("openlineage") else None, base=notebook.parent)
         pythons, runtime_path = (_isolated_kernels(notebook, prepared) if isolated else ({}, None))
         if run_id is None:
             run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=pipeline.notebook_sha256,
@@ -244,7 +253,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                              jobs=jobs or default_jobs(), use_cache=use_cache and prepared.config.get("cache", True),
                              env=prepared.config.get("env", {}), step_env=prepared.config.get("step_env", {}),
                              reuse=reuse, snapshot=snapshot, timeout=timeout, pythons=pythons,
-                             runtime_path=runtime_path)
+                             runtime_path=runtime_path, openlineage=openlineage)
         from .progress import PlainProgress
         progress = progress or PlainProgress()
         runner = Runner(request, store, run_id, run_dir, progress)

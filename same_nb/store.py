@@ -358,6 +358,14 @@ class Store:
                 return {"step_run_id": step_run_id, "run_id": run_id, "outputs": outputs}
         return None
 
+    def step_file_inputs(self, step_run_id: int) -> list[dict]:
+        """The files and datasets a step run read: a cache hit is valid only if they are unchanged."""
+        with self._tx(write=False) as conn:
+            edges = conn.execute(_edges_query().where(
+                step_run_artifacts.c.step_run_id == step_run_id, step_run_artifacts.c.direction == "in",
+                step_run_artifacts.c.role.in_(("file", "dataset")))).mappings().all()
+        return [_artifact_record(e) for e in edges]
+
     def last_step_run(self, notebook_path: str | Path, step_name: str) -> dict | None:
         """The latest started-and-finished run of this step of this notebook (with cache_info)."""
         query = (select(step_runs).join(runs)

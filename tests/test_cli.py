@@ -180,3 +180,18 @@ def test_main_in_process_reports_errors_without_raising(fixture, capsys):
         assert code == 0 and "one → two  [a]" in out
     else:
         assert code == 1 and err.startswith("error: ") and f"{fixture}.ipynb" in err and "Traceback" not in err
+
+
+def test_every_command_has_a_useful_help(capsys):
+    from same_nb.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.choices and "inspect" in a.choices)
+    for command, parser in sub.choices.items():
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert exit_info.value.code == 0, command
+        assert out.startswith(f"usage: same-nb {command}"), command
+        assert parser.description, f"{command} has no description"
+        undocumented = [a.dest for a in parser._actions if not a.help]
+        assert not undocumented, f"{command}: arguments without help: {undocumented}"

@@ -103,11 +103,10 @@ def _names_outside_the_pipeline(pipeline) -> set[str]:
         kept.add(pipeline.parameters_cell.number)
     names = {p.name for p in pipeline.parameters}
     for number, cell in enumerate(nbformat.read(pipeline.notebook, as_version=4).cells, 1):
-        if cell["cell_type"] != "code" or number in kept:
+        if cell.cell_type != "code" or number in kept:
             continue
-        source = "".join(cell["source"])
         try:
-            tree = ast.parse(source)
+            tree = ast.parse(cell.source)
         except SyntaxError:                          # magics: no names can be checked, so accept all
             return {"*"}
         for node in ast.walk(tree):

@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import IPython.core.inputtransformer2  # noqa: F401  (its jedi import raises the recursion limit; do it
-from hypothesis import HealthCheck, given, settings       # before Hypothesis records the limit)
+import IPython.core.inputtransformer2  # noqa: F401  jedi raises the recursion limit on import: before Hypothesis
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from same_nb.bundle import step_notebook, to_json
@@ -70,8 +70,11 @@ tag = st.one_of(
 )
 parameters_source = st.sampled_from(["alpha = 0.5\nn = 3", "alpha = [1, (2, 3)]", "x = alpha * 2", "import os",
                                      "d = {1: 2}", "big = 1e999", "s = {'a': None}", "a, b = 1, 2", ""])
-
-
+json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                     max_size=3), max_leaves=8)
+cell_metadata = st.one_of(st.just({}), st.just({"collapsed": True}),
+                          st.dictionaries(st.sampled_from(["tags", "jupyter", "same_nb", "x"]), json_value, max_size=2))
 extra_tag = st.sampled_from([None] * 6 + ["skip", "parameters", "imports", "pipeline-metrics", "hide-input",
                                           "injected-parameters"])
 
@@ -95,7 +98,7 @@ def cells(draw) -> list[dict]:
             tags = draw(st.lists(tag, max_size=2, unique=True)) if draw(st.booleans()) else []
         src = draw(parameters_source) if "parameters" in tags and draw(st.booleans()) else draw(source)
         cell = {"cell_type": kind, "id": draw(st.sampled_from([f"c{i}", f"c{i}", "dup"])),
-                "metadata": {"tags": tags} if tags else draw(st.sampled_from([{}, {"collapsed": True}])),
+                "metadata": {"tags": tags} if tags else draw(cell_metadata),
                 "source": draw(st.sampled_from([src, src.splitlines(True)]))}
         if kind == "code":
             cell.update(outputs=[], execution_count=draw(st.sampled_from([None, 1])))
@@ -103,9 +106,6 @@ def cells(draw) -> list[dict]:
     return out
 
 
-json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                     max_size=3), max_leaves=8)
 python_kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 metadata = st.one_of(st.just(python_kernel), st.just(python_kernel), st.just({}), st.fixed_dictionaries({}, optional={
     "kernelspec": st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["python3", "ir", ""]),

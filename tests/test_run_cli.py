@@ -145,8 +145,10 @@ def test_missing_notebook_is_a_clear_error(tmp_path, monkeypatch):
 
 def _start(nb: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "SAME_NB_DB"}
+    # A session of its own, like a terminal's foreground job: Ctrl-C signals the whole group.
     return subprocess.Popen([sys.executable, "-m", "same_nb.cli", "run", nb.name], cwd=nb.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def _wait_for_step(proc: subprocess.Popen, pid_file: Path) -> int:

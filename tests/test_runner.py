@@ -71,7 +71,8 @@ def test_cli_values_are_converted_to_the_defaults_type(typed, name, raw, value):
 ])
 def test_values_of_the_wrong_type_are_refused(typed, name, raw, expected):
     _, pipeline = typed
-    with pytest.raises(SameError, match=rf"parameter '{name}' expects {expected} .*got '{re.escape(raw)}' from -p {name}"):
+    message = rf"parameter '{name}' expects {expected} .*got '{re.escape(raw)}' from -p {name}"
+    with pytest.raises(SameError, match=message):
         resolve_params(pipeline, {}, [(name, raw)])
 
 
@@ -83,21 +84,33 @@ def test_unknown_parameter_lists_the_valid_ones(typed):
                               "alpha, name, epochs, flags, opts, nothing, verbose")
 
 
+def test_a_notebook_without_parameters_says_so(notebook_copy):
+    from same_nb.prepared import prepare
+
+    pipeline = prepare(notebook_copy("branching")).pipeline
+    assert resolve_params(pipeline, {}, []) == {"n": 6}
+    bare = prepare(notebook_copy("redefinition")).pipeline
+    with pytest.raises(SameError, match=r"valid parameters: none \(the notebook has no parameters cell\)"):
+        resolve_params(bare, {}, [("n", "1")])
+
+
 def test_params_file_then_cli_overrides_then_types_are_checked(typed):
     nb, pipeline = typed
     good = nb.parent / "good.yaml"
     good.write_text("epochs: 4\nalpha: 1\nflags: [9]\n")
     values = resolve_params(pipeline, {"name": "from-manifest"}, [("epochs", "5")], good)
-    assert (values["epochs"], values["alpha"], values["flags"], values["name"]) == (5, 1.0, [9], "from-manifest")
+    picked = (values["epochs"], values["alpha"], values["flags"], values["name"])
+    assert picked == (5, 1.0, [9], "from-manifest")
     bad = nb.parent / "bad.yaml"
     bad.write_text("epochs: four\n")
     with pytest.raises(SameError, match=f"expects int .* from {bad}"):
         resolve_params(pipeline, {}, [], bad)
-    bad.write_text("epochs: [1\n")
-    with pytest.raises(SameError, match="cannot read parameters"):
-        resolve_params(pipeline, {}, [], bad)
+    for broken in (b"epochs: [1\n", b"\xff\xfe not utf-8"):
+        bad.write_bytes(broken)
+        with pytest.raises(SameError, match="cannot read parameters"):
+            resolve_params(pipeline, {}, [], bad)
     bad.write_text("unknown: 1\n")
-    with pytest.raises(SameError, match=f"unknown parameter 'unknown' \\(from {bad}\\); valid parameters: alpha"):
+    with pytest.raises(SameError, match=rf"unknown parameter 'unknown' \(from {bad}\); valid parameters: alpha"):
         resolve_params(pipeline, {}, [], bad)
 
 

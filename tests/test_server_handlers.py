@@ -113,6 +113,11 @@ def test_inspect_returns_steps_dag_and_parameters(api, root):
                                                                   "line": None}
     join = data["pipeline"]["steps"][3]
     assert {i["name"]: i["producer"] for i in join["inputs"]} == {"left": "left", "right": "right"}
+    # Looking creates nothing beside the notebook: no store until a run starts.
+    assert api("GET", "runs", params={"path": "work/branching.ipynb"}) == (
+        200, {"total": 0, "limit": 20, "offset": 0, "runs": []})
+    assert api("GET", "metrics", params={"path": "work"}) == (200, {"runs": [], "metrics": []})
+    assert not (root / "work" / ".same").exists()
 
 
 def test_bad_notebooks_get_400_with_the_message(api, root):
@@ -147,7 +152,7 @@ def test_bad_run_requests_are_refused(api, root):
     code, reply = api("GET", "runs", params={"path": "work", "limit": "-1"})
     assert code == 400 and "limit" in reply["message"]
     code, reply = api("GET", "runs", "99", params={"path": "work"})
-    assert code == 404 and "no run 99" in reply["message"]
+    assert code == 404 and "no runs are recorded" in reply["message"]
     assert not (root / "work" / ".same" / "runs").exists() or not any((root / "work" / ".same" / "runs").iterdir())
 
 
@@ -203,6 +208,8 @@ def test_a_started_run_reaches_success_and_its_records_are_served(api, root):
     assert code == 200 and metrics["runs"] == [reply["run_id"], run_id]
     code, reply = api("POST", "runs", str(run_id), "cancel", body={"path": "work"})
     assert code == 409 and "is success" in reply["message"]
+    code, reply = api("GET", "runs", "99", params={"path": "work"})
+    assert code == 404 and "there is no run 99" in reply["message"]
 
 
 def test_cancel_stops_a_background_run_and_refuses_other_processes(api, root):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -29,18 +30,25 @@ TARGETS = ("local", "kubeflow")
 
 
 class StoreCache:
-    """One open store per folder: opening a store (engine, schema check) per request is wasteful."""
+    """One open store per folder: opening a store (engine, schema check) per request is wasteful.
+
+    Looking at runs never creates a store: a folder without ``.same/same.db`` (and no
+    ``$SAME_NB_DB``) has no runs, and stays untouched until a run starts there.
+    """
 
     def __init__(self) -> None:
         self._stores: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
     def get(self, folder: Path):
-        from same_nb.store import open_store
+        """The folder's store, or None when no run was ever recorded there."""
+        from same_nb.store import DB_ENV, open_store
 
         with self._lock:
             store = self._stores.get(folder)
             if store is None:
+                if not os.environ.get(DB_ENV) and not (folder / ".same" / "same.db").is_file():
+                    return None
                 store = self._stores[folder] = open_store(notebook_dir=folder)
             return store
 
@@ -103,12 +111,17 @@ class SameHandler(APIHandler):
             raise SameError("give the notebook's path ('path'), relative to the server root")
         return resolve_in_root(self.root_dir, api_path, kind="notebook")
 
-    def store_for(self, api_path: str):
-        """The store of a notebook's folder, or of a folder; and the notebook (or None)."""
+    def store_for(self, api_path: str, required: bool = True):
+        """The store of a notebook's folder, or of a folder; and the notebook (or None).
+
+        Without recorded runs the store is None, or a 404 when ``required``.
+        """
         target = resolve_in_root(self.root_dir, api_path or "", kind="any")
-        if target.is_dir():
-            return self.stores.get(target), None
-        return self.stores.get(target.parent), target
+        notebook = None if target.is_dir() else target
+        store = self.stores.get(target if notebook is None else target.parent)
+        if store is None and required:
+            raise PathError("no runs are recorded in this folder yet", path=api_path, status=404)
+        return store, notebook
 
     def int_arg(self, name: str, default: int, high: int) -> int:
         raw = self.get_query_argument(name, str(default))
@@ -167,7 +180,10 @@ class RunsHandler(SameHandler):
     async def get(self) -> None:
         limit = self.int_arg("limit", 20, MAX_PAGE)
         offset = self.int_arg("offset", 0, 10**9)
-        store, notebook = self.store_for(self.get_query_argument("path", ""))
+        store, notebook = self.store_for(self.get_query_argument("path", ""), required=False)
+        if store is None:
+            self.reply({"total": 0, "limit": limit, "offset": offset, "runs": []})
+            return
 
         def page() -> dict:
             store.mark_interrupted_runs()
@@ -327,7 +343,10 @@ class MetricsHandler(SameHandler):
     @api_errors
     async def get(self) -> None:
         limit = self.int_arg("limit", 50, MAX_PAGE)
-        store, notebook = self.store_for(self.get_query_argument("path", ""))
+        store, notebook = self.store_for(self.get_query_argument("path", ""), required=False)
+        if store is None:
+            self.reply({"runs": [], "metrics": []})
+            return
 
         def collect() -> dict:
             ids = [r["id"] for r in store.list_runs(limit=limit, offset=0, notebook_path=notebook)]

@@ -66,7 +66,7 @@ def _wait_until_up(lab: Lab, timeout: float = 90) -> None:
     raise RuntimeError(f"jupyter lab did not answer in {timeout}s:\n{lab.log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
@@ -104,7 +104,7 @@ def lab(tmp_path_factory):
             proc.wait()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser(lab):
     from playwright.sync_api import sync_playwright
 

@@ -18,7 +18,7 @@ def open_notebook(page, lab, path: str):
     page.goto(lab.tree(path))
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
     panel = page.locator(".jp-NotebookPanel:visible")
-    expect(panel.locator(".jp-Cell").first).to_be_visible()
+    expect(panel.locator(".jp-Cell").first).to_be_visible(timeout=60_000)
     tab = page.locator(f'.jp-SideBar [data-id="{SIDEBAR[1:]}"]')
     tab.click()
     expect(page.locator(SIDEBAR)).to_be_visible()
