@@ -4,9 +4,13 @@ loaded) while earlier steps compute, so a step pays neither kernel start nor imp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
+import queue
+import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
 
@@ -31,6 +35,7 @@ class WarmKernel:
     km: object                     # jupyter_client AsyncKernelManager, started
     warm_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    socket_dir: str | None = None  # the kernel's Unix sockets
 
     def shutdown(self) -> None:
         from jupyter_core.utils import run_sync
@@ -39,6 +44,31 @@ class WarmKernel:
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:
             pass                   # already dead (e.g. killed by the user); nothing to release
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            _SOCKET_DIRS.discard(self.socket_dir)
+
+
+_SOCKET_DIRS: set[str] = set()
+
+
+@atexit.register
+def _remove_socket_dirs() -> None:
+    # Kernels are shut down on daemon threads, which may not finish before the interpreter exits.
+    for folder in list(_SOCKET_DIRS):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _private_sockets(km) -> str | None:
+    """Talk to the kernel over Unix sockets in a folder of its own. Over TCP, jupyter_client picks
+    free ports and releases them before the kernel binds them: a kernel started at that moment by
+    another process can take one, ours dies, and the client then blocks forever sending to it."""
+    if os.name != "posix":
+        return None
+    folder = tempfile.mkdtemp(prefix="same-nb-")
+    _SOCKET_DIRS.add(folder)
+    km.transport, km.ip = "ipc", os.path.join(folder, "k")
+    return folder
 
 
 def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, str], modules: list[str],
@@ -52,7 +82,7 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
     if extra_path:
         kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     km = _manager_for(python, kernel_name)
-    warm = WarmKernel(step=step, km=km)
+    warm = WarmKernel(step=step, km=km, socket_dir=_private_sockets(km))
 
     # The kernel process's own stdout/stderr (start-up notices, crashes) go to the step's folder.
     stream = open(log, "ab") if log else subprocess.DEVNULL
@@ -66,8 +96,17 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
             if modules:
                 msg_id = kc.execute(_WARMUP.format(modules=json.dumps(sorted(set(modules)))),
                                     silent=True, store_history=False)
+                deadline = time.monotonic() + 600
                 while True:
-                    reply = await kc.get_shell_msg(timeout=600)
+                    try:
+                        reply = await kc.get_shell_msg(timeout=1)
+                    except queue.Empty:
+                        # An import that crashes the kernel (a broken C extension) must not hang the run.
+                        if not await km.is_alive():
+                            raise RuntimeError(f"the kernel died while importing {', '.join(modules)}") from None
+                        if time.monotonic() > deadline:
+                            raise
+                        continue
                     if reply["parent_header"].get("msg_id") == msg_id:
                         break
         finally:
@@ -76,6 +115,9 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
     # A private loop per thread: the kernel manager is later used from papermill's own loop.
     try:
         asyncio.run(boot())
+    except BaseException:
+        warm.shutdown()            # a kernel that never became ready is not handed out
+        raise
     finally:
         if log:
             stream.close()

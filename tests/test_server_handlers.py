@@ -144,7 +144,12 @@ def test_bad_run_requests_are_refused(api, root):
     code, reply = api("POST", "runs", body={"path": "work/branching.ipynb", "params": {"n": 6}})
     assert code == 400 and "written as text" in reply["message"]
     code, reply = api("POST", "runs", body={"path": "work/branching.ipynb", "target": "kubeflow"})
-    assert code == 501 and "not available yet" in reply["message"]
+    assert code == 400 and "needs the Kubeflow Pipelines host" in reply["message"]
+    code, reply = api("POST", "runs", body={"path": "work/branching.ipynb", "target": "kubeflow",
+                                            "host": "http://127.0.0.1:9"})
+    assert code == 400 and "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in reply["message"]
+    code, reply = api("POST", "runs", body={"path": "work/branching.ipynb", "target": "cloud"})
+    assert code == 400 and "unknown target 'cloud'" in reply["message"]
     code, reply = api("POST", "runs", body=b"[1, 2")
     assert code == 400 and "not JSON" in reply["message"]
     code, reply = api("POST", "runs", body=json.dumps({"path": "work/branching.ipynb", "pad": "x" * 1_100_000}))
@@ -173,7 +178,7 @@ def test_a_started_run_reaches_success_and_its_records_are_served(api, root):
 
     code, page = api("GET", "runs", params={"path": "work/branching.ipynb"})
     assert code == 200 and page["total"] == 1 and page["runs"][0]["id"] == run_id
-    assert page["runs"][0]["step_counts"] == {"success": 4}
+    assert page["runs"][0]["step_counts"] == {"success": 4} and page["notes"] == []
 
     code, where = api("GET", "runs", str(run_id), "steps", "join", "notebook", params={"path": "work"})
     assert code == 200 and where["path"] == steps["join"]["executed_notebook"]

@@ -85,6 +85,7 @@ export interface IRun {
   created_at: string;
   duration_s: number | null;
   error: string | null;
+  remote_url?: string | null;
   step_counts: Record<string, number>;
   log_tail?: string;
   steps?: IStepRun[];
@@ -95,6 +96,7 @@ export interface IRunPage {
   limit: number;
   offset: number;
   runs: IRun[];
+  notes?: string[]; // e.g. a Kubeflow server that could not be reached for a status
 }
 
 export interface IGraphNode {
@@ -182,7 +184,7 @@ export const api = {
     target: string,
     kfpHost: string
   ) =>
-    post<{ run_id: number }>('runs', {
+    post<{ run_id: number; status: string; remote_url?: string }>('runs', {
       path,
       params,
       target,

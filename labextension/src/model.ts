@@ -54,6 +54,7 @@ export class SidebarModel {
   total = 0;
   offset = 0;
   runsError: string | null = null;
+  runsNotes: string[] = [];
   selected: IRun | null = null;
   lineage: IGraph | null = null;
   lineageError: string | null = null;
@@ -180,6 +181,7 @@ export class SidebarModel {
       this.runs = page.runs;
       this.total = page.total;
       this.runsError = null;
+      this.runsNotes = page.notes ?? [];
       if (this.selected && detail && this.selected.id === detail.id) {
         this.selected = detail;
       }
@@ -283,13 +285,16 @@ export class SidebarModel {
       if (panel.context.model.dirty) {
         await panel.context.save();
       }
-      const { run_id } = await api.startRun(
+      const { run_id, remote_url } = await api.startRun(
         panel.context.path,
         changed,
         this.target,
         this.settings.kfpHost
       );
-      this.notice = { text: `Run ${run_id} started.`, error: false };
+      this.notice = {
+        text: remote_url ? `Run ${run_id} submitted to Kubeflow Pipelines.` : `Run ${run_id} started.`,
+        error: false
+      };
       this.offset = 0;
       await this.select(run_id);
       await this.refreshRuns();

@@ -3,8 +3,10 @@
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import * as React from 'react';
 
-import { ACTIVE, IDiagnostic, IGraph, IInspection, IRun, IStepRun } from './api';
-import { GraphView, IGraphNode, LineChart } from './graph';
+import { ACTIVE, IDiagnostic, IInspection, IRun, IStepRun } from './api';
+import { GraphView, IGraphNode } from './graph';
+import { Lineage, Metrics } from './history';
+import { Section } from './section';
 import { PAGE_SIZE, SidebarModel } from './model';
 
 export interface IActions {
@@ -19,18 +21,6 @@ function seconds(value: number | null | undefined): string {
     return '';
   }
   return value < 10 ? `${value.toFixed(2)} s` : `${value.toFixed(1)} s`;
-}
-
-function Section(props: { title: string; children: React.ReactNode; extra?: React.ReactNode }) {
-  return (
-    <section className="same-nb-section">
-      <header>
-        <h3>{props.title}</h3>
-        {props.extra}
-      </header>
-      {props.children}
-    </section>
-  );
 }
 
 function Status(props: { status: string; cached?: boolean }) {
@@ -177,6 +167,11 @@ function Runs({ model }: { model: SidebarModel }) {
   return (
     <Section title={`Runs (${model.total})`} extra={extra}>
       {model.runsError ? <p className="same-nb-error-text">{model.runsError}</p> : null}
+      {model.runsNotes.map((note, i) => (
+        <p key={i} className="same-nb-dim">
+          {note}
+        </p>
+      ))}
       <table className="same-nb-runs">
         <tbody>
           {model.runs.map(r => (
@@ -282,6 +277,11 @@ function RunDetail({ model, actions }: Props) {
         </span>
       </div>
       {run.error ? <p className="same-nb-error-text">{run.error}</p> : null}
+      {run.remote_url && /^https?:\/\//.test(run.remote_url) ? (
+        <a className="same-nb-link" href={run.remote_url} target="_blank" rel="noopener noreferrer">
+          open in Kubeflow Pipelines
+        </a>
+      ) : null}
       <ul className="same-nb-step-runs">
         {(run.steps ?? []).map(s => (
           <StepRow key={s.id} run={run} step={s} actions={actions} />
@@ -293,105 +293,6 @@ function RunDetail({ model, actions }: Props) {
           <pre className="same-nb-log">{run.log_tail}</pre>
         </details>
       ) : null}
-    </Section>
-  );
-}
-
-function lineageNodes(graph: IGraph, runId: number | undefined): IGraphNode[] {
-  return graph.nodes.map(n => {
-    if (n.kind === 'step_run') {
-      const own = n.data.run_id === runId;
-      return {
-        id: n.id,
-        kind: n.kind,
-        status: n.data.status,
-        label: own ? n.data.step_name : n.label,
-        title: `${n.label}: ${n.data.status}${n.data.cache_hit ? ' (cache hit)' : ''}`
-      };
-    }
-    return {
-      id: n.id,
-      kind: n.kind,
-      label: n.label,
-      title: `${n.data.names.join(', ')} — ${n.data.type ?? ''} ${n.data.size ?? '?'} bytes, sha256 ${n.data.sha256.slice(0, 12)}… (click to trace upstream)`
-    };
-  });
-}
-
-function Lineage({ model }: { model: SidebarModel }) {
-  const graph = model.lineage;
-  if (!graph && !model.lineageError) {
-    return null;
-  }
-  const title = model.tracing ? `Lineage of ${model.tracing}` : `Lineage of run #${model.selected?.id}`;
-  const extra = (
-    <span>
-      {model.tracing ? (
-        <button className="same-nb-link" onClick={() => void model.showLineage()}>
-          whole run
-        </button>
-      ) : null}
-      <button className="same-nb-link" onClick={() => model.closeLineage()}>
-        close
-      </button>
-    </span>
-  );
-  return (
-    <Section title={title} extra={extra}>
-      {model.lineageError ? <p className="same-nb-error-text">{model.lineageError}</p> : null}
-      {graph ? (
-        <div className="same-nb-graph-box same-nb-lineage">
-          <GraphView
-            nodes={lineageNodes(graph, model.selected?.id)}
-            edges={graph.edges.map(e => ({ source: e.source, target: e.target, label: e.name }))}
-            selected={graph.root}
-            ariaLabel="Lineage graph"
-            onNodeClick={node => {
-              const data = graph.nodes.find(n => n.id === node.id)!.data;
-              if (node.kind === 'artifact') {
-                void model.trace(data.sha256, node.label);
-              } else if (data.run_id !== model.selected?.id) {
-                void model.select(data.run_id);
-              }
-            }}
-          />
-          {graph.truncated ? <p className="same-nb-dim">Truncated: the graph is large.</p> : null}
-          <p className="same-nb-dim">Rectangles are step runs, rounded boxes are artifacts.</p>
-        </div>
-      ) : null}
-    </Section>
-  );
-}
-
-function Metrics({ model }: { model: SidebarModel }) {
-  const names = [...new Set(model.metrics.map(m => m.name))];
-  if (!names.length || !model.metric) {
-    return null;
-  }
-  const byRun = new Map<number, number>();
-  for (const m of model.metrics) {
-    if (m.name === model.metric) {
-      byRun.set(m.run_id, m.value); // rows are ordered: the last value of a run wins
-    }
-  }
-  const points = [...byRun.entries()].sort((a, b) => a[0] - b[0]).map(([id, y]) => ({ x: `#${id}`, y }));
-  return (
-    <Section title="Metrics across runs">
-      <select
-        className="jp-mod-styled same-nb-metric"
-        value={model.metric}
-        onChange={e => {
-          model.metric = e.target.value;
-          model.emit();
-        }}
-      >
-        {names.map(n => (
-          <option key={n} value={n}>
-            {n}
-          </option>
-        ))}
-      </select>
-      <LineChart points={points} ariaLabel={`${model.metric} across runs`} />
     </Section>
   );
 }

@@ -186,9 +186,13 @@ class RunsHandler(SameHandler):
             return
 
         def page() -> dict:
+            from same_nb.service import refresh_remote_runs
+
             store.mark_interrupted_runs()
+            runs = store.list_runs(limit=limit, offset=offset, notebook_path=notebook)
+            notes = refresh_remote_runs(store, runs)       # only unfinished Kubeflow runs ask their server
             return {"total": store.count_runs(notebook_path=notebook), "limit": limit, "offset": offset,
-                    "runs": store.list_runs(limit=limit, offset=offset, notebook_path=notebook)}
+                    "runs": runs, "notes": notes}
 
         data = await self.blocking(page)
         data["runs"] = [self.api_run(r) for r in data["runs"]]
@@ -205,19 +209,30 @@ class RunsHandler(SameHandler):
         target = body.get("target", "local")
         if target not in TARGETS:
             raise SameError(f"unknown target {target!r}: expected one of {', '.join(TARGETS)}")
-        if target == "kubeflow":
-            self.reply({"message": "Running on Kubeflow from JupyterLab is not available yet; "
-                                   "choose the local target"}, status=501)
-            return
         params = body.get("params") or {}
         if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
             raise SameError("params must map parameter names to values written as text, e.g. {\"alpha\": \"0.5\"}")
+        if target == "kubeflow":
+            await self.start_on_kubeflow(notebook, body.get("host"), params)
+            return
         jobs = body.get("jobs")
         if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool)):
             raise SameError(f"jobs must be an integer (got {jobs!r})")
         started = await self.blocking(functools.partial(
             start_run, notebook, list(params.items()), use_cache=bool(body.get("use_cache", True)), jobs=jobs))
         self.reply({"run_id": started.run_id, "status": "running",
+                    "path": to_api_path(self.root_dir, notebook)}, status=202)
+
+    async def start_on_kubeflow(self, notebook: Path, host: Any, params: dict[str, str]) -> None:
+        """Compile, upload and start a KFP run (seconds: it waits for the KFP server's answers)."""
+        from same_nb.service import run_on_kubeflow
+
+        if not isinstance(host, str) or not host.startswith(("http://", "https://")):
+            raise SameError("the kubeflow target needs the Kubeflow Pipelines host as an http(s) URL "
+                            "(Settings › same-nb pipelines › Kubeflow Pipelines host)")
+        run_id, submitted = await self.blocking(functools.partial(
+            run_on_kubeflow, notebook, host, params=list(params.items())))
+        self.reply({"run_id": run_id, "status": submitted.state, "remote_url": submitted.url,
                     "path": to_api_path(self.root_dir, notebook)}, status=202)
 
 

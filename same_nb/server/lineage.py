@@ -13,7 +13,8 @@ from sqlalchemy import select
 from same_nb.errors import SameError
 from same_nb.store_schema import artifacts, step_run_artifacts, step_runs
 
-MAX_NODES = 300
+MAX_DEPTH = 50
+_PRODUCED = ("success", "cached")
 _STEP_FIELDS = ("id", "run_id", "step_name", "status", "cache_hit", "duration_s", "started_at",
                 "finished_at")
 
@@ -37,7 +38,8 @@ class _Graph:
         node = self.nodes.setdefault(node_id, {
             "id": node_id, "kind": "artifact", "label": row["name"],
             "data": {"sha256": row["artifact_sha256"], "names": [], "kind": row["kind"],
-                     "type": row["type"], "size": row["size"], "location": row["location"]}})
+                     "type": row["type"], "size": row["size"], "location": row["location"],
+                     "role": row.get("role"), "modified": None}})
         if row["name"] not in node["data"]["names"]:
             node["data"]["names"].append(row["name"])
         return node_id
@@ -70,7 +72,7 @@ def _producers(conn, shas: set[str]) -> dict[str, dict]:
     query = (select(step_runs, step_run_artifacts.c.artifact_sha256)
              .join(step_run_artifacts, step_run_artifacts.c.step_run_id == step_runs.c.id)
              .where(step_run_artifacts.c.artifact_sha256.in_(list(shas)),
-                    step_run_artifacts.c.direction == "out")
+                    step_run_artifacts.c.direction == "out", step_runs.c.status.in_(_PRODUCED))
              .order_by(step_runs.c.cache_hit, step_runs.c.id.desc()))
     best: dict[str, dict] = {}
     for row in conn.execute(query).mappings():
@@ -101,34 +103,38 @@ def run_lineage(store, run_id: int) -> dict:
     return graph.to_dict(truncated=False)
 
 
-def artifact_lineage(store, sha256: str, max_nodes: int = MAX_NODES) -> dict:
-    """Trace an artifact upstream: its producer, that step's inputs, their producers, and so on."""
-    graph = _Graph(root=f"artifact:{sha256}")
-    with store.engine.connect() as conn:
-        seed = conn.execute(select(step_run_artifacts, artifacts.c.kind, artifacts.c.type, artifacts.c.size,
-                                   artifacts.c.location).join(artifacts)
-                            .where(step_run_artifacts.c.artifact_sha256 == sha256).limit(1)).mappings().first()
-        if seed is None:
-            raise SameError(f"no artifact with sha256 {sha256} in this store")
-        graph.artifact(seed)
-        frontier, seen = {sha256}, {sha256}
-        truncated = False
-        while frontier:
-            if len(graph.nodes) >= max_nodes:
-                truncated = True
-                break
-            producers = _producers(conn, frontier)
-            frontier = set()
-            new_steps = [p for p in producers.values() if graph.step_node_id(p["id"]) not in graph.nodes]
-            for p in producers.values():
-                graph.step(p)
-            if not new_steps:
-                continue
-            for link in _edges_of(conn, [p["id"] for p in new_steps]):
-                if link["direction"] == "out" and link["artifact_sha256"] not in producers:
-                    continue                      # other outputs of the step are not upstream of the root
-                graph.link(link)
-                if link["direction"] == "in" and link["artifact_sha256"] not in seen:
-                    seen.add(link["artifact_sha256"])
-                    frontier.add(link["artifact_sha256"])
+def artifact_lineage(store, sha256: str, max_depth: int = MAX_DEPTH) -> dict:
+    """Trace an artifact upstream (``same_nb.lineage.trace``): its producer, that step's inputs,
+    their producers, and so on, across runs."""
+    from same_nb.lineage import trace
+
+    tree = trace(store, sha256, max_depth=max_depth)
+    graph = _Graph(root=f"artifact:{tree['sha256']}")
+    truncated = False
+    pending = [(tree, None)]                    # (artifact node, the step run that reads it)
+    while pending:
+        node, reader = pending.pop()
+        art_id = graph.artifact({"artifact_sha256": node["sha256"], "name": node["name"], "kind": node["kind"],
+                                 "type": None, "size": node["size"], "location": node["location"],
+                                 "role": node["role"]})
+        graph.nodes[art_id]["data"]["modified"] = node.get("modified")
+        if reader is not None:
+            graph.edges[(art_id, reader, node["name"])] = {"source": art_id, "target": reader, "kind": "input",
+                                                            "name": node["name"]}
+        producer = node.get("producer")
+        if producer is None:
+            continue
+        truncated = truncated or bool(producer.get("depth_limit"))
+        step_id = graph.step_node_id(producer["step_run_id"])
+        if "run_id" in producer:                # not a repeat of a step run shown above
+            graph.step({"id": producer["step_run_id"], "run_id": producer["run_id"],
+                        "step_name": producer["step"], "status": producer["status"],
+                        "cache_hit": producer["cache_hit"], "duration_s": None, "started_at": None,
+                        "finished_at": producer["finished_at"]})
+            graph.nodes[step_id]["data"].update(parameters=producer["parameters"],
+                                                code_sha256=producer["code_sha256"],
+                                                git_commit=producer["git_commit"])
+        graph.edges[(step_id, art_id, node["name"])] = {"source": step_id, "target": art_id, "kind": "output",
+                                                         "name": node["name"]}
+        pending.extend((child, step_id) for child in node.get("inputs", []))
     return graph.to_dict(truncated=truncated)

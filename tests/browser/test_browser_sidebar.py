@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_sidebar_steps_run_lineage_and_executed_notebook(page, lab, shoot):
     assert not page.errors, page.errors
 
 
-def test_toolbar_palette_metrics_chart_and_kubeflow_target(page, lab, shoot):
+def test_toolbar_button_palette_and_metrics_chart(page, lab, shoot):
     from playwright.sync_api import expect
 
     def log_score(cells):
@@ -107,11 +108,41 @@ def test_toolbar_palette_metrics_chart_and_kubeflow_target(page, lab, shoot):
     expect(items.filter(has_text="Start pipeline step here")).to_have_count(1)
     shoot(page, "07-palette")
     page.keyboard.press("Escape")
+    assert not page.errors, page.errors
 
+
+def put_settings(lab, values: dict) -> None:
+    request = urllib.request.Request(
+        f"{lab.url}/lab/api/settings/same-nb:plugin", method="PUT",
+        data=json.dumps({"raw": json.dumps(values)}).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 204
+
+
+def test_kubeflow_target_takes_its_host_and_default_from_the_settings(page, lab, shoot):
+    from playwright.sync_api import expect
+
+    path = write_variant(lab, "kubeflow.ipynb", lambda cells: None)
+    open_notebook(page, lab, path)
+    sidebar = page.locator(SIDEBAR)
+    expect(sidebar.locator("select.same-nb-target")).to_have_value("local")
     sidebar.locator("select.same-nb-target").select_option("kubeflow")
     sidebar.get_by_role("button", name="Run as pipeline").click()
-    expect(sidebar.locator(".same-nb-notice")).to_contain_text("Kubeflow Pipelines host")
-    shoot(page, "07b-kubeflow-target")
+    expect(sidebar.locator(".same-nb-notice")).to_contain_text("Set the Kubeflow Pipelines host")
+    shoot(page, "08-kubeflow-no-host")
+
+    put_settings(lab, {"defaultTarget": "kubeflow", "kfpHost": "http://127.0.0.1:9"})
+    try:
+        open_notebook(page, lab, path)
+        expect(sidebar.locator("select.same-nb-target")).to_have_value("kubeflow")
+        expect(sidebar).to_contain_text("Host: http://127.0.0.1:9")
+        sidebar.get_by_role("button", name="Run as pipeline").click()
+        expect(sidebar.locator(".same-nb-notice")).to_contain_text(
+            "cannot reach Kubeflow Pipelines at http://127.0.0.1:9", timeout=60_000)
+        shoot(page, "09-kubeflow-unreachable")
+    finally:
+        put_settings(lab, {})
     assert not page.errors, page.errors
 
 
@@ -130,7 +161,7 @@ def test_diagnostics_jump_to_cells_and_start_step_here_tags_the_cell(page, lab, 
     panel.locator(".jp-Cell").nth(1).click()
     diagnostic.click()
     expect(panel.locator(".jp-Cell").nth(4)).to_have_class(re.compile(r"\bjp-mod-active\b"))
-    shoot(page, "08-diagnostic-jump")
+    shoot(page, "10-diagnostic-jump")
 
     def start_step_here(name: str) -> None:
         page.keyboard.press("Control+Shift+C")
@@ -143,7 +174,7 @@ def test_diagnostics_jump_to_cells_and_start_step_here_tags_the_cell(page, lab, 
     panel.locator(".jp-Cell").nth(3).click()                      # the `right` step's cell
     start_step_here("bad name!")
     expect(page.locator(".jp-Dialog-header", has_text="Invalid step name")).to_be_visible()
-    shoot(page, "09-invalid-step-name")
+    shoot(page, "11-invalid-step-name")
     page.locator(".jp-Dialog").get_by_role("button", name="Close").click()
     start_step_here("shift")
     expect(page.locator(".jp-Dialog")).to_have_count(0)
@@ -151,7 +182,7 @@ def test_diagnostics_jump_to_cells_and_start_step_here_tags_the_cell(page, lab, 
     expect(sidebar.locator(".same-nb-step .same-nb-step-name")).to_have_text(["load", "left", "shift", "join"])
     saved = json.loads((lab.root / path).read_text())
     assert saved["cells"][3]["metadata"]["tags"] == ["step:shift"]
-    shoot(page, "10-step-tagged")
+    shoot(page, "12-step-tagged")
     assert not page.errors, page.errors
 
 
@@ -169,7 +200,7 @@ def test_markup_in_notebook_strings_is_rendered_as_text(page, lab, shoot):
     sidebar = page.locator(SIDEBAR)
     error = sidebar.locator(".same-nb-inspect-error")
     expect(error).to_contain_text("invalid step name '<script>window.__sameNbInjected=2</script>'")
-    shoot(page, "11-markup-step-name")
+    shoot(page, "13-markup-step-name")
 
     def fix(cells):
         cells[0]["source"] = f"n = 6\ntitle = {payload!r}"
@@ -179,7 +210,7 @@ def test_markup_in_notebook_strings_is_rendered_as_text(page, lab, shoot):
     write_variant(lab, "markup.ipynb", fix)
     sidebar.locator(".same-nb-title button").click()                 # analyze again
     expect(sidebar.locator('input[name="title"]')).to_have_value(payload)
-    shoot(page, "12-markup-parameter")
+    shoot(page, "14-markup-parameter")
     assert page.evaluate("window.__sameNbInjected") is None
     assert sidebar.locator("img, script").count() == 0
     assert not page.errors, page.errors
