@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="what differs between two runs",
                        description="Compare two runs: step code, parameters, package versions, input data "
                                    "hashes, metrics and output hashes.")
-    p.add_argument("run_a", type=int)
-    p.add_argument("run_b", type=int)
+    p.add_argument("run_a", type=int, help="the earlier run id (see `same-nb runs`)")
+    p.add_argument("run_b", type=int, help="the run to compare it with")
     p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_compare)
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run again with the recorded parameters and the recorded notebook source "
                                    "(kept by hash in the store), without the cache, and report whether each "
                                    "output is byte-identical to the recorded one.")
-    p.add_argument("run", type=int)
+    p.add_argument("run", type=int, help="run id to reproduce (see `same-nb runs`)")
     p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="steps to run at once")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")

@@ -109,6 +109,9 @@ def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
                         + (f" (and {len(inspection.pipeline.errors) - 1} more errors)"
                            if len(inspection.pipeline.errors) > 1 else ""), path=str(path))
     out = Path(out_dir) if out_dir else default_bundle_dir(Path(path))
+    from .bundle import check_bundle_dir
+
+    check_bundle_dir(inspection.pipeline, out)          # refuse before anything is written
     locks = None
     if lock:
         locks = lock_notebook(path, out, pipeline=inspection.pipeline, progress=progress, **lock_options)

@@ -318,6 +318,20 @@ def test_timeout_fails_the_step_at_the_running_cell(notebook_copy):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_kernel_dying_on_import_fails_its_step_instead_of_hanging(write_notebook, tmp_path_factory,
+                                                                     monkeypatch):
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    site = tmp_path_factory.mktemp("site")                # outside the notebook folder: warmed up
+    (site / "crashy.py").write_text("import os\nos._exit(3)  # like a C extension that segfaults\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    nb = write_notebook([(["step:a"], "x = 1"), (["step:b"], "import crashy\ny = x")], name="crash")
+    result = run(nb)
+    assert statuses(result) == {"a": "success", "b": "failed"}
+    assert "kernel died while importing crashy" in result.states["b"].error["evalue"]
+
+
+@pytest.mark.slow
 def test_resume_reruns_only_what_did_not_succeed(notebook_copy):
     nb = notebook_copy("resume_flag")
     first = run(nb)
