@@ -183,11 +183,16 @@ def _add_lock_options(p: argparse.ArgumentParser) -> None:
 
 
 def _store_for(args):
+    import os
     from pathlib import Path
 
-    from .store import open_store
+    from .store import DB_ENV, open_store
 
-    return open_store(notebook_dir=Path(args.dir))
+    folder = Path(args.dir)
+    if not os.environ.get(DB_ENV) and not (folder / ".same" / "same.db").exists():
+        raise SameError(f"no runs are recorded in {folder.resolve()} (no .same/same.db); pass --dir with "
+                        f"the notebook's folder, or set {DB_ENV}")
+    return open_store(notebook_dir=folder)
 
 
 def cmd_runs(args) -> int:

@@ -68,6 +68,7 @@ def _private_sockets(km) -> str | None:
     folder = tempfile.mkdtemp(prefix="same-nb-")
     _SOCKET_DIRS.add(folder)
     km.transport, km.ip = "ipc", os.path.join(folder, "k")
+    km.connection_file = os.path.join(folder, "connection.json")    # removed with the sockets
     return folder
 
 
@@ -103,7 +104,8 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
                     except queue.Empty:
                         # An import that crashes the kernel (a broken C extension) must not hang the run.
                         if not await km.is_alive():
-                            raise RuntimeError(f"the kernel died while importing {', '.join(modules)}") from None
+                            raise RuntimeError("the kernel died while importing "
+                                               + ", ".join(modules)) from None
                         if time.monotonic() > deadline:
                             raise
                         continue

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SameError
-from .ir import Pipeline
+from .ir import IR_VERSION, Pipeline
 
 
 @dataclass
@@ -24,7 +24,11 @@ class Prepared:
 
 
 def _content_key(notebook: Path, manifest: Path | None) -> str:
-    h = hashlib.sha256(__version__.encode())
+    from .templates import templates_dir
+
+    h = hashlib.sha256(f"{__version__}/ir{IR_VERSION}".encode())
+    for template in sorted(templates_dir().glob("*.j2")):   # generated cells change with templates
+        h.update(template.read_bytes())
     h.update(notebook.read_bytes())
     if manifest is not None and manifest.exists():
         h.update(str(manifest.resolve()).encode())

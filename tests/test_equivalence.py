@@ -37,7 +37,6 @@ NOT_COMPARABLE = {
     "undefined_name": "raises NameError top to bottom",
     "opaque_mutation": "random.shuffle without a seed: two plain runs differ too",
     "parallel_sleep": "records process ids, which differ in every run",
-    "magics": "`%matplotlib inline` needs matplotlib, which the test environment does not install",
 }
 
 

@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def test_missing_notebook_is_a_clear_error(tmp_path, monkeypatch):
 
 def _start(nb: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "SAME_NB_DB"}
+    # The tree under test, whichever copy of same-nb happens to be installed.
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
     # A session of its own, like a terminal's foreground job: Ctrl-C signals the whole group.
     return subprocess.Popen([sys.executable, "-m", "same_nb.cli", "run", nb.name], cwd=nb.parent, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -180,6 +183,17 @@ def _processes_in(folder: Path) -> list[int]:
     return found
 
 
+def _socket_dir(pid: int) -> str | None:
+    """The private folder of a kernel's sockets and connection file (from its `-f` argument), which
+    nobody removes when same-nb is killed."""
+    with contextlib.suppress(OSError, ValueError):
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        folder = Path(args[args.index(b"-f") + 1].decode()).parent
+        if folder.name.startswith("same-nb-"):
+            return str(folder)
+    return None
+
+
 def _gone_within(folder: Path, seconds: float) -> list[int]:
     deadline = time.time() + seconds
     while (left := [p for p in _processes_in(folder) if _alive(p)]) and time.time() < deadline:
@@ -205,14 +219,16 @@ def test_ctrl_c_cancels_the_run_and_stops_its_kernels(notebook_copy):
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to find kernel processes")
-def test_killed_run_shows_as_interrupted_and_resumes(notebook_copy):
+def test_killed_run_shows_as_interrupted_and_resumes(notebook_copy, request):
     nb = notebook_copy("wait_for_file")
     proc = _start(nb)
     kernel = _wait_for_step(proc, nb.parent / "wait.pid")
+    leftovers = [folder for pid in _processes_in(nb.parent) if (folder := _socket_dir(pid))]
     proc.kill()
     proc.wait(timeout=30)
     with contextlib.suppress(ProcessLookupError):
         os.kill(kernel, signal.SIGKILL)                   # the orphaned step kernel, and only it
+    request.addfinalizer(lambda: [shutil.rmtree(f, ignore_errors=True) for f in leftovers])
     run = runs_json(nb.parent)[0]
     assert run["status"] == "interrupted"
     steps = {s["step_name"]: s["status"] for s in show_json(nb.parent, run["id"])["steps"]}
