@@ -36,6 +36,7 @@ class WarmKernel:
     warm_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     socket_dir: str | None = None  # the kernel's Unix sockets
+    log_path: str | None = None    # where the kernel process's own output goes
 
     def shutdown(self) -> None:
         from jupyter_core.utils import run_sync
@@ -74,22 +75,37 @@ def _private_sockets(km) -> str | None:
 
 def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, str], modules: list[str],
                       extra_path: list[str] | None = None, python: str | None = None,
-                      log: str | None = None) -> WarmKernel:
-    """Start a kernel and import ``modules`` in it. Blocking; call from a worker thread."""
+                      log: str | None = None, spare=None) -> WarmKernel:
+    """Start a kernel (or adopt ``spare``, a future of one already started) and import ``modules``
+    in it. Blocking; call from a worker thread."""
     import time
 
     t0 = time.perf_counter()
-    kernel_env = {**os.environ, **env}
-    if extra_path:
-        kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    km = _manager_for(python, kernel_name)
-    warm = WarmKernel(step=step, km=km, socket_dir=_private_sockets(km))
+    warm = None
+    if spare is not None:
+        try:
+            warm = spare.result()
+            warm.step = step
+            if log and warm.log_path:
+                os.replace(warm.log_path, log)     # the kernel keeps writing to the moved file
+                warm.log_path = log
+        except Exception:
+            warm = None            # the spare failed to start: start a fresh kernel instead
+    if warm is None:
+        kernel_env = {**os.environ, **env}
+        if extra_path:
+            kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        km = _manager_for(python, kernel_name)
+        warm = WarmKernel(step=step, km=km, socket_dir=_private_sockets(km), log_path=log)
+    km = warm.km
+    adopted = warm.warm_seconds > 0
 
     # The kernel process's own stdout/stderr (start-up notices, crashes) go to the step's folder.
-    stream = open(log, "ab") if log else subprocess.DEVNULL
+    stream = open(log, "ab") if log and not adopted else subprocess.DEVNULL
 
     async def boot() -> None:
-        await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream)
+        if not adopted:
+            await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream)
         kc = km.client()
         kc.start_channels()
         try:
@@ -121,10 +137,34 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
         warm.shutdown()            # a kernel that never became ready is not handed out
         raise
     finally:
-        if log:
+        if stream is not subprocess.DEVNULL:
             stream.close()
-    warm.warm_seconds = time.perf_counter() - t0
+    warm.warm_seconds += time.perf_counter() - t0
     return warm
+
+
+def start_spare_kernel(*, kernel_name: str, cwd: str, env: dict[str, str], log: str | None = None):
+    """A bare kernel started now, on a thread, while the notebook is still being compiled; the pool
+    adopts it for the first step that needs exactly this kernel and environment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="same-nb-spare")
+    future = executor.submit(start_warm_kernel, "", kernel_name=kernel_name, cwd=cwd, env=env, modules=[],
+                             log=log)
+    executor.shutdown(wait=False)
+    future.spare_spec = (kernel_name, cwd, dict(env))
+    return future
+
+
+def discard_spare(future) -> None:
+    if future is not None and not future.cancel():
+        try:
+            warm = future.result()
+            warm.shutdown()
+            if warm.step == "" and warm.log_path:           # never adopted: its log is not a step's
+                os.unlink(warm.log_path)
+        except Exception:
+            pass
 
 
 def _manager_for(python: str | None, kernel_name: str):
@@ -169,6 +209,11 @@ class KernelPool:
         self._futures: dict[str, object] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._spare = None
+
+    def offer_spare(self, future) -> None:
+        """Use an already started kernel for the first step whose kernel and environment match it."""
+        self._spare = future
 
     def prepare(self, steps: list[str]) -> None:
         """Start warming kernels for ``steps`` (in order) while fewer than ``limit`` are pending."""
@@ -179,11 +224,14 @@ class KernelPool:
                 if len(self._futures) >= self._limit:
                     break
                 if step not in self._futures:
+                    env, python, spare = self._env_for(step), self._python_for(step), None
+                    if self._spare is not None and python is None and not self._extra_path and \
+                            self._spare.spare_spec == (self._kernel_name, self._cwd, env):
+                        spare, self._spare = self._spare, None
                     self._futures[step] = self._pool.submit(
                         start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
-                        env=self._env_for(step), modules=self._modules_for(step),
-                        extra_path=self._extra_path, python=self._python_for(step),
-                        log=self._log_for(step))
+                        env=env, modules=self._modules_for(step), extra_path=self._extra_path,
+                        python=python, log=self._log_for(step), spare=spare)
 
     def take(self, step: str) -> WarmKernel:
         """The step's kernel, starting it now if it was not prepared. Blocks until warm."""
@@ -207,6 +255,8 @@ class KernelPool:
             self._closed = True
             futures = list(self._futures.items())
             self._futures.clear()
+            spare, self._spare = self._spare, None
+        discard_spare(spare)
         for _, fut in futures:
             if not fut.cancel():
                 try:

@@ -46,7 +46,7 @@ def _run_config(manifest) -> dict:
             "step_cache": {n: bool(manifest.step_config(n).cache) for n in steps}}
 
 
-def prepare(notebook: Path, manifest_path: Path | None = None) -> Prepared:
+def _entry(notebook: Path, manifest_path: Path | None) -> tuple[Path, Path | None]:
     if manifest_path is None:
         # The same lookup as manifest.find_manifest, without importing pydantic on the cached path.
         candidate = notebook.parent / "same.yaml"
@@ -55,7 +55,15 @@ def prepare(notebook: Path, manifest_path: Path | None = None) -> Prepared:
         from .manifest import find_manifest
 
         manifest = find_manifest(notebook, Path(manifest_path))
-    root = notebook.parent / ".same" / "compiled" / _content_key(notebook, manifest)
+    return notebook.parent / ".same" / "compiled" / _content_key(notebook, manifest), manifest
+
+
+def is_prepared(notebook: Path, manifest_path: Path | None = None) -> bool:
+    return (_entry(notebook, manifest_path)[0] / "prepared.json").exists()
+
+
+def prepare(notebook: Path, manifest_path: Path | None = None) -> Prepared:
+    root, manifest = _entry(notebook, manifest_path)
     done = root / "prepared.json"
     if done.exists():
         try:

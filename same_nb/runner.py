@@ -4,6 +4,7 @@ warm kernel; reuse cached steps; record every transition in the run store.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime, timezone
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -33,6 +34,7 @@ class RunRequest:
     pythons: dict[str, str] = field(default_factory=dict)  # step -> interpreter (--isolated)
     runtime_path: str | None = None       # folder holding a copy of same_nb.runtime for isolated kernels
     openlineage: dict | None = None       # OpenLineage transport config, when configured
+    spare_kernel: object = None           # future of a kernel started while compiling
     timeout: float | None = None
 
 
@@ -230,6 +232,10 @@ class Runner:
                 modules_for=self._warm_modules, limit=self.req.jobs + 2,
                 extra_path=[self.req.runtime_path] if self.req.runtime_path else None,
                 python_for=self.req.pythons.get, log_for=self._kernel_log)
+            if self.req.spare_kernel is not None:
+                self.pool.offer_spare(self.req.spare_kernel)
+            # The first step would otherwise import papermill (~1 s) while its kernel is ready.
+            threading.Thread(target=_import_executor, daemon=True).start()
         return self.pool
 
     def _kernel_log(self, name: str) -> str:
@@ -243,9 +249,14 @@ class Runner:
         step = self.p.step(name)
         imports = list(step.imports) + list(step.replay_imports)
         for producer in {i.producer for i in step.variable_inputs}:
-            imports += self.p.step(producer).imports
+            imports += self.p.step(producer).imports + self.p.step(producer).replay_imports
         mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
-        return mods + ["same_nb.runtime"]
+        extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
+        if step.variable_inputs:
+            extra.append("cloudpickle")
+            if any(m.split(".")[0] == "pandas" for m in mods):
+                extra += ["pyarrow", "pyarrow.feather"]      # DataFrames arrive as Arrow files
+        return mods + extra
 
     def _execute(self, name: str):
         from .execute import run_step_notebook, write_spec
@@ -273,7 +284,6 @@ class Runner:
         finally:
             self.kernels.pop(name, None)
             # Shutting a kernel down takes ~0.2 s: do it off the critical path.
-            import threading
             threading.Thread(target=kernel.shutdown, daemon=True).start()
 
     def _finish(self, name: str, fut: Future) -> None:
@@ -322,6 +332,10 @@ class Runner:
             self.states[n].status = "cancelled"
         if names:
             self.store.mark_steps(self.run_id, names, "cancelled")
+
+
+def _import_executor() -> None:
+    import papermill  # noqa: F401
 
 
 def default_jobs() -> int:

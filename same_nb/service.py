@@ -217,7 +217,22 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         raise SameError("no such notebook", path=str(path))
     if timeout is not None and not timeout > 0:
         raise SameError(f"--timeout must be a positive number of seconds, got {timeout}")
-    prepared = prepare(notebook, Path(manifest_path) if manifest_path else None)
+    from .kernels import discard_spare, start_spare_kernel
+    from .prepared import is_prepared
+
+    manifest_arg = Path(manifest_path) if manifest_path else None
+    # Compiling takes about a second: start the first kernel meanwhile. A cached notebook compiles
+    # instantly and may need no kernel at all, so it gets none.
+    spare = None
+    if not isolated and not is_prepared(notebook, manifest_arg):
+        (notebook.parent / ".same").mkdir(exist_ok=True)
+        spare = start_spare_kernel(kernel_name="python3", cwd=str(notebook.parent), env={"PYTHONHASHSEED": "0"},
+                                   log=str(notebook.parent / ".same" / f"kernel-{os.getpid()}.log"))
+    try:
+        prepared = prepare(notebook, manifest_arg)
+    except BaseException:
+        discard_spare(spare)
+        raise
     pipeline = prepared.pipeline
     store = open_store(notebook_dir=notebook.parent)
     try:
@@ -256,7 +271,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                              jobs=jobs or default_jobs(), use_cache=use_cache and prepared.config.get("cache", True),
                              env=prepared.config.get("env", {}), step_env=prepared.config.get("step_env", {}),
                              reuse=reuse, snapshot=snapshot, timeout=timeout, pythons=pythons,
-                             runtime_path=runtime_path, openlineage=openlineage)
+                             runtime_path=runtime_path, openlineage=openlineage, spare_kernel=spare)
         from .progress import PlainProgress
         progress = progress or PlainProgress()
         runner = Runner(request, store, run_id, run_dir, progress)
@@ -273,6 +288,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         return RunResult(run_id=run_id, run_dir=run_dir, status=status, seconds=time.time() - started,
                          states=states, pipeline=pipeline)
     finally:
+        discard_spare(spare)                       # unless a step adopted it (then it is shut down already)
         store.close()
 
 
