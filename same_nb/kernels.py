@@ -75,7 +75,7 @@ def _private_sockets(km) -> str | None:
 
 def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, str], modules: list[str],
                       extra_path: list[str] | None = None, python: str | None = None,
-                      log: str | None = None, spare=None) -> WarmKernel:
+                      log: str | None = None, spare=None, background: bool = False) -> WarmKernel:
     """Start a kernel (or adopt ``spare``, a future of one already started) and import ``modules``
     in it. Blocking; call from a worker thread."""
     import time
@@ -106,6 +106,8 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
     async def boot() -> None:
         if not adopted:
             await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream)
+        if background:
+            set_niceness(km, BACKGROUND_NICENESS)
         kc = km.client()
         kc.start_channels()
         try:
@@ -141,6 +143,27 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
             stream.close()
     warm.warm_seconds += time.perf_counter() - t0
     return warm
+
+
+BACKGROUND_NICENESS = 10
+
+
+def set_niceness(km, niceness: int) -> None:
+    """Set the kernel's scheduling priority, every thread of it (Linux applies nice per thread).
+    Kernels warmed for later steps run at lower priority so the step the run waits for gets the
+    CPU first; raising priority back needs privileges, so failure leaves it as it is."""
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    if not pid or not hasattr(os, "setpriority"):
+        return
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except OSError:
+            pass
 
 
 def start_spare_kernel(*, kernel_name: str, cwd: str, env: dict[str, str], log: str | None = None):
@@ -215,12 +238,13 @@ class KernelPool:
         """Use an already started kernel for the first step whose kernel and environment match it."""
         self._spare = future
 
-    def prepare(self, steps: list[str]) -> None:
-        """Start warming kernels for ``steps`` (in order) while fewer than ``limit`` are pending."""
+    def prepare(self, steps: list[str], urgent: int = 1) -> None:
+        """Start warming kernels for ``steps`` (in order) while fewer than ``limit`` are pending;
+        all but the first ``urgent`` are warmed in the background, at lower priority."""
         with self._lock:
             if self._closed:
                 return
-            for step in steps:
+            for index, step in enumerate(steps):
                 if len(self._futures) >= self._limit:
                     break
                 if step not in self._futures:
@@ -231,7 +255,7 @@ class KernelPool:
                     self._futures[step] = self._pool.submit(
                         start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
                         env=env, modules=self._modules_for(step), extra_path=self._extra_path,
-                        python=python, log=self._log_for(step), spare=spare)
+                        python=python, log=self._log_for(step), spare=spare, background=index >= urgent)
 
     def take(self, step: str) -> WarmKernel:
         """The step's kernel, starting it now if it was not prepared. Blocks until warm."""
@@ -239,7 +263,9 @@ class KernelPool:
         with self._lock:
             fut = self._futures[step]
         try:
-            return fut.result()
+            warm = fut.result()
+            set_niceness(warm.km, 0)
+            return warm
         finally:
             with self._lock:
                 self._futures.pop(step, None)
