@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from .analysis import CellAnalysis, analyze_cell
@@ -20,13 +21,21 @@ def _cell(c: NotebookCell) -> Cell:
     return Cell(number=c.number, id=c.id, source=c.source, tags=list(c.tags), cell_type=c.cell_type)
 
 
+@lru_cache(maxsize=8192)
+def _analysis_of(source: str) -> CellAnalysis:
+    """Per-cell analysis is a pure function of the source: a long-lived process (the Jupyter server
+    re-inspecting a notebook after each edit) re-analyzes only the cells that changed. Callers
+    must not mutate the result."""
+    return analyze_cell(source)
+
+
 def _analyze(cells: list[NotebookCell], diagnostics: list[Diagnostic], owner: dict[str, str]
              ) -> dict[str, CellAnalysis]:
     out: dict[str, CellAnalysis] = {}
     for c in cells:
         if c.cell_type != "code":
             continue
-        a = analyze_cell(c.source)
+        a = _analysis_of(c.source)
         out[c.id] = a
         for f in a.findings:
             diagnostics.append(Diagnostic(f.severity, f.message, code=f.code, step=owner.get(c.id),

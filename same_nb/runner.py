@@ -173,6 +173,10 @@ class Runner:
             if changed:
                 st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
                 return False
+            corrupt = self._corrupt_outputs(hit["outputs"]) if hit else []
+            if corrupt:  # a miss: re-running the producer rewrites the artifact under its hash
+                st.reason = f"cached output {corrupt[0]} is corrupt (hash differs)"
+                return False
         if hit is None:
             previous = self.store.last_step_run(str(self.req.notebook.resolve()), name)
             producers = {i.name: i.producer for i in self.p.step(name).variable_inputs}
@@ -196,6 +200,15 @@ class Runner:
             self.pool.discard(name)
         self.progress.update(name, st)
         return True
+
+    @staticmethod
+    def _corrupt_outputs(outputs: list[dict]) -> list[str]:
+        """Names of cached variable outputs whose stored bytes no longer hash to their recorded sha256."""
+        from .runtime.artifacts import hash_file
+
+        return [o["name"] for o in outputs
+                if o.get("role") in (None, "variable") and o.get("sha256") and o.get("location")
+                and hash_file(Path(o["location"]))[0] != o["sha256"]]
 
     def _changed_files(self, step_run_id: int) -> list[str]:
         """Files (and datasets) the cached step run read whose bytes are different now."""
