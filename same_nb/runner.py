@@ -163,13 +163,15 @@ class Runner:
         st = self.states[name]
         self._prepare_key(name)
         reused = self.req.reuse.get(name)
-        hit = None
+        hit, files = None, []
         if reused is not None:
             hit, reason = reused, reused["reason"]
         elif self.req.use_cache:
             hit = self.store.find_cached(st.key)
             reason = f"reused from run {hit['run_id']}" if hit else ""
-            changed = self._changed_files(hit["step_run_id"]) if hit else []
+            # The files it read count as inputs: the cached record keeps them for the next lookup.
+            files = self.store.step_file_inputs(hit["step_run_id"]) if hit else []
+            changed = self._changed_files(files)
             if changed:
                 st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
                 return False
@@ -193,7 +195,7 @@ class Runner:
                       for o in hit["outputs"] if o.get("role") in (None, "variable")}
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=reason,
                               code_sha256=st.info["code"])
-        self.store.finish_step(st.step_run_id, status="cached", inputs=st.inputs,
+        self.store.finish_step(st.step_run_id, status="cached", inputs=st.inputs + files,
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()],
                                executed_notebook=None, log_path=None, cache_hit=True)
         if self.pool is not None:
@@ -210,12 +212,12 @@ class Runner:
                 if o.get("role") in (None, "variable") and o.get("sha256") and o.get("location")
                 and hash_file(Path(o["location"]))[0] != o["sha256"]]
 
-    def _changed_files(self, step_run_id: int) -> list[str]:
-        """Files (and datasets) the cached step run read whose bytes are different now."""
+    def _changed_files(self, records: list[dict]) -> list[str]:
+        """Files (and datasets) a cached step run read whose bytes are different now."""
         from .runtime.artifacts import hash_file
 
         changed = []
-        for rec in self.store.step_file_inputs(step_run_id):
+        for rec in records:
             path = Path(rec["name"])
             path = path if path.is_absolute() else self.req.notebook.parent / path
             try:

@@ -154,3 +154,21 @@ def test_deleted_artifacts_are_rebuilt_and_say_why(history):
         assert why[step] == ("success", "cached outputs are missing")
     # join passes nothing on, and its rebuilt inputs have the same bytes: still a cache hit.
     assert why["join"] == ("cached", f"reused from run {runs['param'][0].run_id}")
+
+
+def test_a_changed_input_file_invalidates_the_cached_step(write_notebook, monkeypatch):
+    """A file a step read (recorded by the audit hook) is part of what a cache hit must match."""
+    from same_nb.service import run_notebook
+
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    nb = write_notebook([(["step:read"], "text = open('data.txt').read()"),
+                         (["step:use"], "size = len(text)")])
+    (nb.parent / "data.txt").write_text("first")
+    assert run_notebook(nb).ok
+    again = run_notebook(nb)
+    assert again.states["read"].status == "cached"
+    (nb.parent / "data.txt").write_text("second version")
+    third = run_notebook(nb)
+    assert third.states["read"].status == "success"
+    assert third.states["read"].reason == f"file data.txt changed since run {again.run_id}"
+    assert third.states["use"].reason == "input text changed (from read)"

@@ -84,8 +84,11 @@ def test_example_runs_under_kfp_local(name, tmp_path_factory, kfp_env):  # noqa:
     root, _ = kfp_env
     nb = copy_example(name, tmp_path_factory.mktemp(f"kfp-{name}"))
     result = compile_kubeflow(nb, nb.parent / "kubeflow")
+    # A pod does not see the notebook's folder: a file the notebook reads by path is passed by a path
+    # the pod can reach (here: the copy's absolute path), as a KFP user would pass a mounted one.
+    arguments = {"data_path": str(nb.parent / "data" / "diabetes.csv")} if name == "data_and_files" else {}
     pipeline = load_component_from_file(str(result.pipeline_yaml))
-    pipeline(**pipeline_arguments(read_pipeline(result.pipeline_yaml), {}))
+    pipeline(**pipeline_arguments(read_pipeline(result.pipeline_yaml), arguments))
     [kfp_dir] = (root / "outputs").glob(f"{result.name}-*")
     step, metric = METRICS[name]
     metrics = _artifacts(kfp_dir / step)["same_nb_metrics"]["artifacts"][0]["metadata"]

@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import IPython.core.inputtransformer2  # noqa: F401  jedi raises the recursion limit on import: before Hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

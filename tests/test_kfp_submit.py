@@ -217,3 +217,34 @@ def test_a_file_that_is_not_a_compiled_pipeline_is_refused(tmp_path):
     notebook.write_text("steps: []\n")
     with pytest.raises(SameError, match="is not a compiled Kubeflow pipeline"):
         submit(notebook, "http://127.0.0.1:9")
+
+
+def test_cli_run_on_kubeflow_records_the_run_and_runs_refreshes_it(server, pipeline_yaml, monkeypatch, capsys):
+    """Through the CLI: the submitted run is recorded with its KFP run id and URL; `same-nb runs`
+    reads its state back from the (fake) server and records the final status."""
+    from same_nb.cli import main
+    from same_nb.store import open_store
+
+    folder = pipeline_yaml.parent.parent
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    server.run_states = ["SUCCEEDED"]
+    assert main(["run", str(folder / "tags_parameters.ipynb"), "--target", "kubeflow", "--host", server.url,
+                 "-p", "epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "submitted to Kubeflow as run-1: PENDING" in out and f"{server.url}/#/runs/details/run-1" in out
+    with open_store(notebook_dir=folder) as store:
+        [run] = store.list_runs()
+        assert (run["target"], run["status"], run["remote_id"]) == ("kubeflow", "running", "run-1")
+        assert run["params"]["epochs"] == 4
+    assert main(["runs", "--dir", str(folder), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["runs"]
+    assert listed[0]["status"] == "success"
+    with open_store(notebook_dir=folder) as store:
+        assert store.get_run(run["id"])["status"] == "success"      # recorded, not just shown
+
+
+def test_cli_kubeflow_without_host_is_a_clear_error(pipeline_yaml, capsys):
+    from same_nb.cli import main
+
+    assert main(["run", str(pipeline_yaml.parent.parent / "tags_parameters.ipynb"), "--target", "kubeflow"]) == 1
+    assert "--target kubeflow needs --host URL" in capsys.readouterr().err

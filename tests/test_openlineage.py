@@ -82,3 +82,21 @@ def test_unreachable_backend_is_logged_not_raised(step, caplog: pytest.LogCaptur
     assert "OpenLineage START event for step train not sent" in caplog.text
     with pytest.raises(SameError, match="invalid OpenLineage event type 'DONE'"):
         emit_step_event({"type": "http", "url": "http://127.0.0.1:9"}, *step, "DONE")
+
+
+def test_a_local_run_emits_start_and_complete_per_step(write_notebook, monkeypatch):
+    """End to end: same.yaml's file transport, a real run, events parsed back into the client's models."""
+    from same_nb.service import run_notebook
+
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+    nb = write_notebook([(["step:write"], "open('out.txt', 'w').write('x')\nn = 1"),
+                         (["step:use"], "m = n + 1")], name="lineage_nb")
+    (nb.parent / "same.yaml").write_text("lineage:\n  openlineage: {transport: file, path: events.jsonl}\n")
+    assert run_notebook(nb).ok
+    events = [parse(line) for line in (nb.parent / "events.jsonl").read_text().splitlines() if line.strip()]
+    seen = [(e.job.name.split(".")[-1], e.eventType.value) for e in events]
+    assert seen.count(("write", "START")) == 1 and seen.count(("write", "COMPLETE")) == 1
+    assert seen.count(("use", "START")) == 1 and seen.count(("use", "COMPLETE")) == 1
+    complete = next(e for e in events if e.eventType == RunState.COMPLETE and e.job.name.endswith("write"))
+    assert any(o.name.endswith("out.txt") for o in complete.outputs)

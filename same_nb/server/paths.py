@@ -43,15 +43,19 @@ def resolve_in_root(root_dir: str | Path, api_path: str, *, kind: str = "noteboo
         raise PathError("'..' is refused in paths; give the path relative to the Jupyter server "
                         "root without leaving it", path=api_path, status=400)
     root = Path(root_dir).resolve()
-    target = (root.joinpath(*[p for p in parts if p not in ("", ".")])).resolve()
+    try:
+        target = (root.joinpath(*[p for p in parts if p not in ("", ".")])).resolve()
+        is_dir, is_file = target.is_dir(), target.is_file()
+    except OSError as exc:  # e.g. a name longer than the filesystem allows: bad input, not a 500
+        raise PathError(f"unusable path: {exc.strerror or exc}", path=api_path, status=400) from None
     if target != root and root not in target.parents:
         raise PathError("the path leads outside the Jupyter server root (through a symbolic link)",
                         path=api_path, status=403)
-    if kind == "dir" or (kind == "any" and target.is_dir()):
-        if not target.is_dir():
+    if kind == "dir" or (kind == "any" and is_dir):
+        if not is_dir:
             raise PathError("no such folder", path=api_path, status=404)
         return target
-    if not target.is_file():
+    if not is_file:
         raise PathError("no such notebook", path=api_path, status=404)
     if target.suffix != ".ipynb":
         raise PathError("not a notebook (expected a .ipynb file)", path=api_path, status=400)
