@@ -120,7 +120,25 @@ def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
     result = CompileResult(inspection=inspection, out_dir=out, files=bundle.files, locks=locks)
     if locks is not None:
         result.files += sorted(p for s in locks.steps.values() for p in (s.requirements_in, s.lock_path))
+        result.files += _ship_local_modules(locks, Path(path).parent, out)
     return result
+
+
+def _ship_local_modules(locks, notebook_dir: Path, out: Path) -> list[Path]:
+    """Local helper modules are not locked: the bundle carries them under modules/."""
+    import shutil
+
+    shipped = []
+    for source in sorted({m for s in locks.steps.values() for m in s.local_modules}):
+        source = Path(source)
+        target = out / "modules" / source.relative_to(notebook_dir.resolve())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source, target)
+        shipped.append(target)
+    return shipped
 
 
 # -- local runs ------------------------------------------------------------------------------------

@@ -77,18 +77,22 @@ def test_example_runs_locally_and_records_its_metric(name, tmp_path, monkeypatch
     assert nb.read_bytes() == source                              # the source notebook is never written
 
 
-@pytest.mark.parametrize("name", sorted(METRICS))
+# Pods share no folder: data_and_files reads data/diabetes.csv by relative path (not shipped) and its
+# evaluate step writes into models/, which only the train pod created. Strict: passes once fixed.
+KFP_BROKEN = pytest.mark.xfail(strict=True, raises=RuntimeError,
+                               reason="data_and_files relies on the notebook folder's files across pods")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=KFP_BROKEN) if n == "data_and_files" else n
+                                  for n in sorted(METRICS)])
 def test_example_runs_under_kfp_local(name, tmp_path_factory, kfp_env):  # noqa: F811
     from kfp.components import load_component_from_file
 
     root, _ = kfp_env
     nb = copy_example(name, tmp_path_factory.mktemp(f"kfp-{name}"))
     result = compile_kubeflow(nb, nb.parent / "kubeflow")
-    # A pod does not see the notebook's folder: a file the notebook reads by path is passed by a path
-    # the pod can reach (here: the copy's absolute path), as a KFP user would pass a mounted one.
-    arguments = {"data_path": str(nb.parent / "data" / "diabetes.csv")} if name == "data_and_files" else {}
     pipeline = load_component_from_file(str(result.pipeline_yaml))
-    pipeline(**pipeline_arguments(read_pipeline(result.pipeline_yaml), arguments))
+    pipeline(**pipeline_arguments(read_pipeline(result.pipeline_yaml), {}))
     [kfp_dir] = (root / "outputs").glob(f"{result.name}-*")
     step, metric = METRICS[name]
     metrics = _artifacts(kfp_dir / step)["same_nb_metrics"]["artifacts"][0]["metadata"]

@@ -164,3 +164,26 @@ def test_conda_with_a_conda_binary_runs_conda_lock(tmp_path):
     result = lock_pipeline(pipeline(a=["yaml"]), tmp_path, tmp_path / "out", conda=True)
     step = result.steps["a"]
     assert step.conda_lock is not None and step.conda_lock.is_file(), result.warnings
+
+
+def test_compiled_bundle_carries_locks_their_hashes_and_local_modules(tmp_path, monkeypatch):
+    """`same-nb compile`: each step's lock is in the bundle, same.yaml records its sha256, and the
+    local helper modules (never locked) are shipped under modules/."""
+    import hashlib
+
+    import yaml
+
+    from same_nb.service import compile_notebook
+
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    for name in ("env_steps.ipynb", "env_helper.py", "env_helper_sub.py"):
+        shutil.copyfile(FIXTURES / name, tmp_path / name)
+    out = tmp_path / "bundle"
+    result = compile_notebook(tmp_path / "env_steps.ipynb", out, lock=True)
+    manifest = yaml.safe_load((out / "same.yaml").read_text())
+    for step in ("load", "stdlib_only", "with_helper"):
+        ref = manifest["steps"][step]["lock"]
+        assert ref["sha256"] == hashlib.sha256((out / ref["path"]).read_bytes()).hexdigest()
+        assert ref["sha256"] == result.locks.steps[step].lock_sha256
+    assert sorted(p.name for p in (out / "modules").iterdir()) == ["env_helper.py", "env_helper_sub.py"]
+    assert (out / "modules" / "env_helper.py").read_bytes() == (tmp_path / "env_helper.py").read_bytes()
