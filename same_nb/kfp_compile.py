@@ -92,6 +92,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     files = list(compiled.files)
     files.append(_write(out / "envs" / EXECUTOR_LOCK, executor_lock))
     configs = {s.name: manifest.step_config(s.name) for s in pipeline.steps}
+    shipped_data = _local_datasets(manifest, notebook_dir, warnings)
     for step in pipeline.steps:
         lock = locks.steps[step.name]
         if lock.fallback or problem:
@@ -102,7 +103,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
             warnings.append(f"{step.name}: image {configs[step.name].image} runs Python {tag.group(1)} but the "
                             f"lock is for Python {locks.python_version}; set environment.python_version in same.yaml")
         files += _write_launch_files(out / "kfp" / step.name, pipeline, step, lock.lock_path.read_text(),
-                                     lock.local_modules)
+                                     lock.local_modules, shipped_data, notebook_dir)
     name = slugify_name(pipeline.name) or "pipeline"
     pipeline_py = _write(out / "pipeline.py", _pipeline_source(pipeline, parameters, name, configs, notebook.name))
     pipeline_yaml = out / "pipeline.yaml"
@@ -256,7 +257,8 @@ def _component_arguments(pipeline: Pipeline, step: Step) -> dict[str, dict[str, 
 
 
 def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: str,
-                        local_modules: list[Path]) -> list[Path]:
+                        local_modules: list[Path], shipped_data: list[Path] = (),
+                        notebook_dir: Path | None = None) -> list[Path]:
     args = _component_arguments(pipeline, step)
     literal = {p.name: p.type for p in pipeline.parameters if p.type in LITERAL_TYPES}
     consumers = {v: sorted({s.name for s in pipeline.steps for i in s.variable_inputs
@@ -273,7 +275,33 @@ def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: 
         sources = [p for p in sorted(module.rglob("*.py")) if "__pycache__" not in p.parts] if module.is_dir() else [module]
         for source in sources:
             files.append(_write(launch_dir / source.relative_to(module.parent), source.read_text(encoding="utf-8")))
+    for data in shipped_data:           # at its path relative to the notebook's folder
+        target = launch_dir / data.relative_to(notebook_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != data.read_bytes():
+            target.write_bytes(data.read_bytes())
+        files.append(target)
     return files
+
+
+def _local_datasets(manifest, notebook_dir: Path, warnings: list[str]) -> list[Path]:
+    """same.yaml datasets given as local paths travel with every pod, at the same relative path, so
+    the notebook's relative reads work there; remote ones are fetched by the notebook itself."""
+    from .datasets import fetch_dataset
+
+    shipped = []
+    for name, spec in (manifest.datasets or {}).items():
+        url = spec.url
+        if "://" in url and not url.startswith("file://"):
+            warnings.append(f"dataset {name}: {url} is not shipped to pods; the step must fetch it")
+            continue
+        record = fetch_dataset(name, {"url": url, "sha256": spec.sha256}, notebook_dir)   # verifies sha256
+        path = Path(record["location"]).resolve()
+        if notebook_dir in path.parents:
+            shipped.append(path)
+        else:
+            warnings.append(f"dataset {name}: {path} is outside the notebook folder; not shipped to pods")
+    return shipped
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

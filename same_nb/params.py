@@ -95,6 +95,8 @@ def coerce_value(param: Parameter, raw: Any, *, source: str = "-p") -> Any:
 
 def _parse_cli_value(raw: str, expected: str) -> Any:
     text = raw.strip()
+    if not text:  # YAML reads "" as null: a blank -p value must be refused, not passed as None
+        return raw
     if expected == "bool":
         low = text.lower()
         if low in ("true", "1", "yes"):

@@ -77,14 +77,7 @@ def test_example_runs_locally_and_records_its_metric(name, tmp_path, monkeypatch
     assert nb.read_bytes() == source                              # the source notebook is never written
 
 
-# Pods share no folder: data_and_files reads data/diabetes.csv by relative path (not shipped) and its
-# evaluate step writes into models/, which only the train pod created. Strict: passes once fixed.
-KFP_BROKEN = pytest.mark.xfail(strict=True, raises=RuntimeError,
-                               reason="data_and_files relies on the notebook folder's files across pods")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=KFP_BROKEN) if n == "data_and_files" else n
-                                  for n in sorted(METRICS)])
+@pytest.mark.parametrize("name", sorted(METRICS))
 def test_example_runs_under_kfp_local(name, tmp_path_factory, kfp_env):  # noqa: F811
     from kfp.components import load_component_from_file
 
