@@ -183,8 +183,10 @@ def discard_spare(future) -> None:
     if future is not None and not future.cancel():
         try:
             warm = future.result()
+            if warm.step:          # adopted: its step shut it down; a second shutdown can hang in zmq
+                return
             warm.shutdown()
-            if warm.step == "" and warm.log_path:           # never adopted: its log is not a step's
+            if warm.log_path:                               # never adopted: its log is not a step's
                 os.unlink(warm.log_path)
         except Exception:
             pass

@@ -135,7 +135,13 @@ def test_16_concurrent_runs_share_one_sqlite_store(write_notebook, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "same_nb.cli", "run", "tiny.ipynb", "-q", "-j", "1"],
                               cwd=f, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for f in folders]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=max(1.0, started + 90 - time.time()))[0])
+        except subprocess.TimeoutExpired:
+            proc.kill()                                   # ours: never leave a hung run behind
+            outputs.append(f"HUNG, killed after 90 s: {proc.communicate()[0]}")
     elapsed = time.time() - started
     for proc, out in zip(procs, outputs):
         assert proc.returncode == 0, out
