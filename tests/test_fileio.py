@@ -3,11 +3,11 @@ artifact with an in (read) or out (written) edge, role "file"."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +16,7 @@ from same_nb.progress import make_progress
 from same_nb.runtime import fileio
 from same_nb.service import run_notebook
 from same_nb.store import open_store
+from conftest import notebook_data
 
 
 def sha(data: bytes) -> str:
@@ -23,13 +24,7 @@ def sha(data: bytes) -> str:
 
 
 def write_notebook(path: Path, cells: list[tuple[list[str], str]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for tags, source in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, path)
+    path.write_text(json.dumps(notebook_data(cells), indent=1))
     return path
 
 

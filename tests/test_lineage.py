@@ -5,7 +5,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from same_nb import lineage
@@ -13,6 +12,7 @@ from same_nb.errors import SameError
 from same_nb.progress import make_progress
 from same_nb.service import run_notebook
 from same_nb.store import open_store
+from conftest import notebook_data
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,7 @@ CELLS = [
 
 
 def write_notebook(path: Path, cells: list[tuple[list[str], str]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for tags, source in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.write(nb, path)
+    path.write_text(json.dumps(notebook_data(cells), indent=1))
     return path
 
 
