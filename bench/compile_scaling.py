@@ -71,9 +71,9 @@ def _timed(fn, *args):
 
 
 def compile_once(path: Path, out: Path) -> tuple[float, float, int, float]:
-    from same_nb.bundle import write_bundle
-    from same_nb.manifest import dump_manifest, resolve_manifest
-    from same_nb.pipeline import build_pipeline
+    from same_nb.bundle.writer import write_bundle
+    from same_nb.frontend.manifest import dump_manifest, resolve_manifest
+    from same_nb.frontend.pipeline import build_pipeline
 
     wall = time.perf_counter()
     pipeline, build_s = _timed(build_pipeline, path)
@@ -100,7 +100,7 @@ def main() -> int:
     import nbformat  # noqa: F401  (its import cost is reported, not timed with compile)
     nbformat_s = time.perf_counter() - started
     started = time.perf_counter()
-    import same_nb.bundle, same_nb.manifest, same_nb.pipeline  # noqa: E401,F401
+    import same_nb.bundle.writer  # noqa: E401,F401
     same_nb_s = time.perf_counter() - started
     print(f"import cost (not in the timings): nbformat {nbformat_s:.2f} s, same-nb modules {same_nb_s:.2f} s")
 

@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from same_nb import requirements
-from same_nb.ir import Import, Pipeline, Step
+from same_nb.envs import requirements
+from same_nb.frontend.ir import Import, Pipeline, Step
 
 GOAL_SECONDS = 0.5
 STEPS = 100

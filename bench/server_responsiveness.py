@@ -38,7 +38,7 @@ STEPS = ("load", "clean", "train", "report")
 
 
 def fill_store(notebook: Path, n_runs: int) -> float:
-    from same_nb.store import open_store
+    from same_nb.store.database import open_store
 
     started = time.perf_counter()
     artifacts = notebook.parent / ".same" / "artifacts"

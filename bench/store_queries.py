@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from same_nb import lineage
-from same_nb.store import open_store
-from same_nb.store_schema import artifacts, metrics, runs, step_run_artifacts, step_runs
+from same_nb.store import lineage
+from same_nb.store.database import open_store
+from same_nb.store.schema import artifacts, metrics, runs, step_run_artifacts, step_runs
 
 STEPS_PER_RUN = 10
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SameError
+from same_nb.errors import SameError
 
 LOG_NAME = "background.log"
 MODULE = "same_nb.background"
@@ -36,9 +36,9 @@ def start_run(notebook: str | Path, params: list[tuple[str, str]] = (), *, use_c
 
     Bad notebooks and parameters raise SameError here, before any process starts.
     """
-    from .prepared import prepare
-    from .service import resolve_params
-    from .store import open_store
+    from same_nb.local.prepared import prepare
+    from same_nb.service import resolve_params
+    from same_nb.store.database import open_store
 
     path = Path(notebook).resolve()
     if not path.is_file():
@@ -78,7 +78,7 @@ def _record_process(store, run_id: int, pid: int) -> None:
     """Point the run at the process that drives it, so liveness checks and cancel find it."""
     from sqlalchemy import update
 
-    from .store_schema import runs
+    from same_nb.store.schema import runs
 
     with store.engine.begin() as conn:
         conn.execute(update(runs).where(runs.c.id == run_id).values(pid=pid, pid_started=_started_ticks(pid)))
@@ -128,7 +128,7 @@ def cancel_run(run: dict) -> None:
 
 
 def _finish_if_active(notebook: Path, run_id: int, status: str, error: str) -> None:
-    from .store import open_store
+    from same_nb.store.database import open_store
 
     try:
         with open_store(notebook_dir=notebook.parent) as store:
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int)
     args = parser.parse_args(argv)
 
-    from .progress import PlainProgress
-    from .service import run_notebook
+    from same_nb.local.progress import PlainProgress
+    from same_nb.service import run_notebook
 
     notebook = Path(args.notebook)
     try:

@@ -8,8 +8,8 @@ import argparse
 import json
 import sys
 
-from . import __version__
-from .errors import SameError
+from same_nb._version import __version__
+from same_nb.errors import SameError
 
 EPILOG = """examples:
   same-nb inspect train.ipynb            show steps, inputs/outputs, the DAG and problems
@@ -26,13 +26,13 @@ def _add_notebook(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .service import inspect_notebook
+    from same_nb.service import inspect_notebook
 
     insp = inspect_notebook(args.notebook, args.manifest)
     if args.json:
         print(json.dumps(insp.to_dict(), indent=1, default=str))
     else:
-        from .report import print_inspection
+        from same_nb.report import print_inspection
         print_inspection(insp)
     return 0 if insp.ok else 1
 
@@ -49,7 +49,7 @@ def _stderr_line(text: str) -> None:
 def cmd_compile(args) -> int:
     if args.target == "kubeflow":
         return _compile_kubeflow(args)
-    from .service import compile_notebook
+    from same_nb.service import compile_notebook
 
     result = compile_notebook(args.notebook, args.output, args.manifest, lock=not args.no_lock,
                               progress=_stderr_line, **_lock_options(args))
@@ -69,8 +69,8 @@ def cmd_compile(args) -> int:
 def cmd_run(args) -> int:
     if args.target == "kubeflow":
         return _run_kubeflow(args)
-    from .progress import make_progress, print_summary
-    from .service import run_notebook
+    from same_nb.local.progress import make_progress, print_summary
+    from same_nb.service import run_notebook
 
     if args.jobs is not None and args.jobs < 1:
         raise SameError("--jobs must be at least 1")
@@ -84,7 +84,7 @@ def cmd_run(args) -> int:
 
 
 def _compile_kubeflow(args) -> int:
-    from .service import compile_for_kubeflow
+    from same_nb.service import compile_for_kubeflow
 
     result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
                                   platform=args.platform, progress=_stderr_line)
@@ -98,7 +98,7 @@ def _compile_kubeflow(args) -> int:
 
 
 def _run_kubeflow(args) -> int:
-    from .service import run_on_kubeflow
+    from same_nb.service import run_on_kubeflow
 
     if not args.host:
         raise SameError("--target kubeflow needs --host URL (the Kubeflow Pipelines API endpoint)")
@@ -114,7 +114,7 @@ def _run_kubeflow(args) -> int:
 def cmd_trace(args) -> int:
     from pathlib import Path
 
-    from .lineage import render_dot, render_text, trace
+    from same_nb.store.lineage import render_dot, render_text, trace
 
     with _store_for(args) as store:
         tree = trace(store, args.target, cwd=Path(args.dir))
@@ -128,7 +128,7 @@ def cmd_trace(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .lineage import compare, render_compare
+    from same_nb.store.lineage import compare, render_compare
 
     with _store_for(args) as store:
         diff = compare(store, args.run_a, args.run_b)
@@ -137,16 +137,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_rerun(args) -> int:
-    from .progress import make_progress
-    from .rerun import render_rerun, rerun
+    from same_nb.local.progress import make_progress
+    from same_nb.service import rerun_run
+    from same_nb.store.rerun import render_rerun
 
-    result = rerun(args.run, notebook_dir=args.dir, jobs=args.jobs, progress=make_progress(quiet=args.quiet))
+    result = rerun_run(args.run, notebook_dir=args.dir, jobs=args.jobs, progress=make_progress(quiet=args.quiet))
     print(json.dumps(result.to_dict(), indent=1, default=str) if args.json else render_rerun(result))
     return 0 if result.run.ok else 1
 
 
 def cmd_lock(args) -> int:
-    from .service import lock_notebook
+    from same_nb.service import lock_notebook
 
     result = lock_notebook(args.notebook, args.output, progress=None if args.json else _stderr_line,
                            **_lock_options(args))
@@ -165,7 +166,7 @@ def cmd_lock(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .service import verify_notebook
+    from same_nb.service import verify_notebook
 
     _, report = verify_notebook(args.notebook, args.output, progress=None if args.json else _stderr_line,
                                 **_lock_options(args))
@@ -186,7 +187,7 @@ def _store_for(args):
     import os
     from pathlib import Path
 
-    from .store import DB_ENV, open_store
+    from same_nb.store.database import DB_ENV, open_store
 
     folder = Path(args.dir)
     if not os.environ.get(DB_ENV) and not (folder / ".same" / "same.db").exists():
@@ -196,9 +197,8 @@ def _store_for(args):
 
 
 def cmd_runs(args) -> int:
-    from .report import print_runs
-
-    from .service import refresh_remote_runs
+    from same_nb.report import print_runs
+    from same_nb.service import refresh_remote_runs
 
     with _store_for(args) as store:
         runs = store.list_runs(limit=args.limit, offset=args.offset)
@@ -207,7 +207,7 @@ def cmd_runs(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         columns: list[str] = []
         if args.metrics:
-            from .lineage import runs_with_metrics
+            from same_nb.store.lineage import runs_with_metrics
 
             table = runs_with_metrics(store, limit=args.limit, offset=args.offset)
             columns, runs = table["columns"], table["runs"]
@@ -219,7 +219,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .report import print_run
+    from same_nb.report import print_run
 
     with _store_for(args) as store:
         run = store.get_run(args.run)
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .lean import skip_slow_optional_imports
+    from same_nb.lean import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     parser = build_parser()

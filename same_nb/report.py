@@ -1,7 +1,7 @@
 """Human-readable renderings of service results for the terminal (rich tables or plain text)."""
 from __future__ import annotations
 
-from .ir import Pipeline
+from same_nb.frontend.ir import Pipeline
 
 
 def _console():

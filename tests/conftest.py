@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = Path(__file__).parent / "notebooks"
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+NOTEBOOKS = TESTS / "notebooks"
 
 
 def _copy_fixture(name: str, folder: Path, files: dict[str, str] | None) -> Path:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOTEBOOKS, notebook_data
 from same_nb.cli import main
+
+from conftest import NOTEBOOKS, notebook_data
 
 EXE = shutil.which("same-nb")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from same_nb.progress import make_progress
+from same_nb.local.progress import make_progress
 from same_nb.runtime import ArtifactStore, load_value
 from same_nb.service import run_notebook
-from same_nb.store import open_store
+from same_nb.store.database import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"

@@ -2,7 +2,7 @@
 
 Each example is copied into a temporary folder first: runs write `.same/` beside the notebook.
 The kfp.local harness (kfp_env: SubprocessRunner without venvs, SAME_NB_KFP_SKIP_INSTALL=1) is the one
-from test_kfp_local.py.
+from kubeflow/test_kfp_local.py.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from kubeflow.test_kfp_local import _artifacts, kfp_env  # noqa: F401  (kfp_env is a fixture used below)
 
 from same_nb.cli import main
-from same_nb.kfp_compile import compile_kubeflow
-from same_nb.kfp_submit import pipeline_arguments, read_pipeline
-from test_kfp_local import _artifacts, kfp_env  # noqa: F401  (kfp_env is a fixture used below)
+from same_nb.kubeflow.compiler import compile_kubeflow
+from same_nb.kubeflow.submit import pipeline_arguments, read_pipeline
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # The metric each example logs with same_nb.log_metric, and the step that logs it.

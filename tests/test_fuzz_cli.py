@@ -18,8 +18,9 @@ import IPython.core.inputtransformer2  # noqa: F401  jedi raises the recursion l
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import notebook_data
 from same_nb.cli import main
+
+from conftest import notebook_data
 
 EXAMPLES = int(os.environ.get("SAME_NB_FUZZ_EXAMPLES", "100"))
 CELLS = [(["parameters"], "n = 3\nname = 'a'"), (["step:load"], "x = list(range(n))"),

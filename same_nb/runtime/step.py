@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import fileio as _fileio
+from . import metrics as _metrics
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError
-from . import fileio as _fileio
-from . import metrics as _metrics
 from .serializers import dump_value, fingerprint, load_value, qualified_type_name
 
 

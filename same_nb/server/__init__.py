@@ -2,6 +2,9 @@
 
 Enabled by ``jupyter-config/server-config/same_nb.json`` (installed into
 ``etc/jupyter/jupyter_server_config.d``), or by hand with ``jupyter server extension enable same_nb.server``.
+
+The outermost room with the CLI: it may import the service and every layer below it; nothing in the
+package imports it.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ def _jupyter_server_extension_points() -> list[dict]:
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
-    from .handlers import StoreCache, handlers
+    from same_nb.server.handlers import StoreCache, handlers
 
     web_app = serverapp.web_app
     web_app.settings["same_nb_stores"] = StoreCache()

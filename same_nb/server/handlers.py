@@ -42,7 +42,7 @@ class StoreCache:
 
     def get(self, folder: Path):
         """The folder's store, or None when no run was ever recorded there."""
-        from same_nb.store import DB_ENV, open_store
+        from same_nb.store.database import DB_ENV, open_store
 
         with self._lock:
             store = self._stores.get(folder)

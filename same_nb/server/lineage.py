@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from same_nb.errors import SameError
-from same_nb.store_schema import artifacts, step_run_artifacts, step_runs
+from same_nb.store.schema import artifacts, step_run_artifacts, step_runs
 
 MAX_DEPTH = 50
 _PRODUCED = ("success", "cached")
@@ -104,9 +104,9 @@ def run_lineage(store, run_id: int) -> dict:
 
 
 def artifact_lineage(store, sha256: str, max_depth: int = MAX_DEPTH) -> dict:
-    """Trace an artifact upstream (``same_nb.lineage.trace``): its producer, that step's inputs,
+    """Trace an artifact upstream (``same_nb.store.lineage.trace``): its producer, that step's inputs,
     their producers, and so on, across runs."""
-    from same_nb.lineage import trace
+    from same_nb.store.lineage import trace
 
     tree = trace(store, sha256, max_depth=max_depth)
     graph = _Graph(root=f"artifact:{tree['sha256']}")

@@ -1,7 +1,6 @@
 """Fixture: a local helper beside the notebook. Its own imports must reach the step's lock."""
-import yaml
-
 import env_helper_sub
+import yaml
 
 
 def load(text):

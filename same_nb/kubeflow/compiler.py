@@ -1,0 +1,423 @@
+"""Compile a notebook for Kubeflow Pipelines v2: a generated DSL file and the kfp compiler's YAML.
+
+``compile_kubeflow`` writes the bundle (same.yaml, steps/), locks each step with what its pod
+needs to run a notebook (envs/), writes each step's launch spec and local modules (kfp/<step>/),
+renders ``pipeline.py`` from templates/kfp_pipeline.py.j2, imports it and compiles it with kfp's
+compiler into ``pipeline.yaml``. ``notebook_step`` is the decorator that ``pipeline.py`` uses to
+turn each step function into a component whose pod runs templates/kfp_launcher.sh.j2.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import keyword
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from same_nb._version import __version__
+from same_nb.bundle.templates import render
+from same_nb.errors import SameError
+from same_nb.frontend.dag import topological_order
+from same_nb.frontend.ir import Pipeline, Step
+from same_nb.kubeflow.component import METRICS_OUTPUT, NOTEBOOK_OUTPUT, SKIP_INSTALL_ENV, STEP_DIR_ENV
+
+EXECUTOR_PACKAGES = ("papermill", "ipykernel", "cloudpickle")   # what every pod needs to run a step notebook
+EXECUTOR_LOCK = "kfp-executor.txt"    # kfp itself, without its dependencies: the component executor
+DEFAULT_PYTHON = "3.11"
+DEFAULT_PLATFORM = "linux/x86_64"
+# KFP passes list and dict parameters through protobuf, which turns every number into a float
+# ([64, 32] arrives as [64.0, 32.0]), and kfp.local cannot leave an Optional parameter unset: such
+# parameters travel as Python-literal text instead (exact), decoded in the pod.
+PARAMETER_TYPES = {"int": "int", "float": "float", "str": "str", "bool": "bool", "list": "str", "dict": "str",
+                   "NoneType": "str"}
+LITERAL_TYPES = ("list", "dict", "NoneType")
+_PIPELINE_GLOBALS = {"Path", "compiler", "dsl", "HTML", "Dataset", "Input", "Metrics", "Output",
+                     "notebook_step", "BUNDLE", "notebook_pipeline", "same_nb"}
+_PYTHON_IMAGE = re.compile(r"^(?:[\w.-]+(?::\d+)?/)?(?:library/)?python:(\d+\.\d+)")
+
+
+@dataclass
+class KubeflowCompileResult:
+    out_dir: Path
+    pipeline_yaml: Path
+    pipeline_py: Path
+    pipeline: Pipeline
+    name: str                              # the KFP pipeline name
+    defaults: dict = field(default_factory=dict)   # each parameter's default in the pipeline (same.yaml's)
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
+                     manifest_path: str | Path | None = None, python_version: str | None = None,
+                     platform: str | None = None, progress: Callable[[str], None] | None = None,
+                     ) -> KubeflowCompileResult:
+    """Write ``out_dir/pipeline.yaml`` (kfp compiler output) and ``out_dir/pipeline.py`` (its source).
+
+    ``python_version``/``platform`` pick the pods' interpreter for the locks; None means same.yaml's
+    ``environment`` values, else the base image's ``python:X.Y`` tag, else 3.11 on linux/x86_64.
+    """
+    from same_nb.bundle.build import compile_notebook, default_bundle_dir
+    from same_nb.envs.lock import lock_pipeline
+    from same_nb.frontend.manifest import slugify_name
+
+    notebook = Path(notebook)
+    out = Path(out_dir) if out_dir else default_bundle_dir(notebook)
+    compiled = compile_notebook(notebook, out, manifest_path)
+    pipeline, manifest = compiled.inspection.pipeline, compiled.inspection.manifest
+    _check_names(pipeline, str(notebook))
+    parameters = _pipeline_parameters(pipeline, manifest.run.parameters)
+    image_python = _PYTHON_IMAGE.match(manifest.environment.base_image)
+    version = (python_version or manifest.environment.python_version
+               or (image_python.group(1) if image_python else DEFAULT_PYTHON))
+    plat = platform or manifest.environment.platform or DEFAULT_PLATFORM
+    notebook_dir = notebook.resolve().parent
+    locks = lock_pipeline(_pod_pipeline(pipeline, notebook_dir), notebook_dir, out,
+                          python_version=version, platform=plat, progress=progress)
+    warnings = list(locks.warnings)
+    executor_lock, problem = _executor_lock(notebook_dir / ".same" / "locks", locks.python_version, locks.platform)
+    if problem:
+        warnings.append(problem)
+    files = list(compiled.files)
+    files.append(_write(out / "envs" / EXECUTOR_LOCK, executor_lock))
+    configs = {s.name: manifest.step_config(s.name) for s in pipeline.steps}
+    shipped_data = _local_datasets(manifest, notebook_dir, warnings)
+    for step in pipeline.steps:
+        lock = locks.steps[step.name]
+        if lock.fallback or problem:
+            warnings.append(f"{step.name}: its pod installs pinned packages without hash checking "
+                            f"(the lock has no hashes)")
+        tag = _PYTHON_IMAGE.match(configs[step.name].image)
+        if tag and tag.group(1) != locks.python_version:
+            warnings.append(f"{step.name}: image {configs[step.name].image} runs Python {tag.group(1)} but the "
+                            f"lock is for Python {locks.python_version}; set environment.python_version in same.yaml")
+        files += _write_launch_files(out / "kfp" / step.name, pipeline, step, lock.lock_path.read_text(),
+                                     lock.local_modules, shipped_data, notebook_dir)
+    name = slugify_name(pipeline.name) or "pipeline"
+    pipeline_py = _write(out / "pipeline.py", _pipeline_source(pipeline, parameters, name, configs, notebook.name))
+    pipeline_yaml = out / "pipeline.yaml"
+    _compile_yaml(pipeline_py, pipeline_yaml)
+    return KubeflowCompileResult(out_dir=out, pipeline_yaml=pipeline_yaml, pipeline_py=pipeline_py,
+                                 pipeline=pipeline, name=name, files=files + [pipeline_py, pipeline_yaml],
+                                 defaults={p.name: manifest.run.parameters.get(p.name, p.default)
+                                           for p in pipeline.parameters},
+                                 warnings=warnings)
+
+
+def notebook_step(bundle: str | Path, step: str, *, image: str):
+    """Decorator for a step function of ``pipeline.py``: a lightweight component named ``step``
+    whose command first runs the launcher (install the lock, unpack the step's files)."""
+    bundle = Path(bundle)
+
+    def build(func):
+        from kfp import dsl
+
+        component = dsl.component(func, base_image=image, install_kfp_package=False)
+        container = component.component_spec.implementation.container
+        container.command = ["sh", "-ec", _launcher_script(bundle, step), "same-nb-launcher", *container.command]
+        component.component_spec.name = component.name = step
+        return component
+
+    return build
+
+
+def _launcher_script(bundle: Path, step: str) -> str:
+    """The shell script a step's pod runs before kfp's executor, with the lock and files embedded."""
+    lock = (bundle / "envs" / step / "requirements.txt").read_text(encoding="utf-8")
+    if not re.search(r"^kfp==", lock, re.M):
+        lock = lock.rstrip("\n") + "\n" + (bundle / "envs" / EXECUTOR_LOCK).read_text(encoding="utf-8")
+    launch_dir = bundle / "kfp" / step
+    notebook = json.loads((launch_dir / "step.json").read_text(encoding="utf-8"))["notebook"]
+    files = {p.relative_to(launch_dir).as_posix(): p.read_bytes() for p in sorted(launch_dir.rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts}
+    files[notebook] = (bundle / "steps" / f"{step}.ipynb").read_bytes()
+    package = Path(__file__).resolve().parents[1]
+    pod_modules = [package / "__init__.py", package / "_version.py", package / "kubeflow" / "__init__.py",
+                   package / "kubeflow" / "component.py", *sorted((package / "runtime").glob("*.py"))]
+    for path in pod_modules:
+        files[path.relative_to(package.parent).as_posix()] = path.read_bytes()
+    return render("kfp_launcher.sh.j2", step=step, lock=lock.rstrip("\n"), require_hashes=_fully_hashed(lock),
+                  files=base64.encodebytes(_zip(files)).decode("ascii").rstrip("\n"),
+                  step_dir_env=STEP_DIR_ENV, skip_install_env=SKIP_INSTALL_ENV)
+
+
+# -- locks: what a pod installs -------------------------------------------------------------------
+
+def _pod_pipeline(pipeline: Pipeline, notebook_dir: Path) -> Pipeline:
+    """A copy of the IR to lock for pods: each step also needs the notebook executor, the packages of
+    the steps its inputs come from (to load their values), and never same-nb (the launcher ships it)."""
+    from same_nb.envs.requirements import step_requirements
+
+    pods = copy.deepcopy(pipeline)
+    for step in pods.steps:
+        step.imports = [i for i in step.imports if i.top != "same_nb"]
+        step.replay_imports = [i for i in step.replay_imports if i.top != "same_nb"]
+    direct = step_requirements(pods, notebook_dir)
+    for step in pods.steps:
+        inherited = sorted({pin for a in _ancestors(pipeline, step.name) for pin in direct[a].pins})
+        names = {re.split(r"[=<>~!\[; ]", line, maxsplit=1)[0].lower() for line in direct[step.name].lines + inherited}
+        extra = EXECUTOR_PACKAGES + (("pyarrow",) if "pandas" in names else ())
+        step.requirements = list(step.requirements) + inherited + [_installed_pin(p) for p in extra]
+    return pods
+
+
+def _ancestors(pipeline: Pipeline, name: str) -> set[str]:
+    """Steps whose values can reach ``name`` through data edges."""
+    found: set[str] = set()
+    queue = [name]
+    while queue:
+        current = queue.pop()
+        for edge in pipeline.edges:
+            if edge.kind == "data" and edge.dst == current and edge.src not in found:
+                found.add(edge.src)
+                queue.append(edge.src)
+    return found
+
+
+def _installed_pin(dist: str) -> str:
+    try:
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    except importlib.metadata.PackageNotFoundError:
+        raise SameError(f"{dist} is not installed here; the Kubeflow pods need it to run step notebooks, "
+                        f"and locks pin the versions installed here: pip install {dist}") from None
+
+
+def _executor_lock(cache_root: Path, python_version: str, plat: str) -> tuple[str, str | None]:
+    """kfp's lightweight-component executor, pinned to the kfp installed here, hashed, no dependencies
+    (with _KFP_RUNTIME=true it needs none). Cached by content like the step locks."""
+    from same_nb.envs.lock import uv_command, uv_environment, uv_error_reason
+
+    pin = _installed_pin("kfp")
+    header = f"# kfp's component executor, installed without its dependencies, for Python {python_version} on {plat}.\n"
+    key = hashlib.sha256(f"{pin}\0{python_version}\0{plat}".encode()).hexdigest()[:24]
+    cached = cache_root / f"kfp-executor-{key}.txt"
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8"), None
+    cache_root.mkdir(parents=True, exist_ok=True)
+    source = cache_root / f"kfp-executor-{key}.in"
+    source.write_text(pin + "\n", encoding="utf-8")
+    cmd = uv_command() + ["pip", "compile", source.name, "--no-deps", "--generate-hashes", "--no-header", "--quiet",
+                          "--python", sys.executable, "--python-version", python_version, "--python-platform", plat]
+    try:
+        done = subprocess.run(cmd, cwd=cache_root, capture_output=True, text=True, timeout=60, env=uv_environment())
+        reason = uv_error_reason(done.stderr) if done.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = str(exc)
+    finally:
+        source.unlink(missing_ok=True)
+    if reason:
+        return header + pin + "\n", f"cannot hash {pin} for the pods ({reason}); they install it unhashed"
+    text = header + re.sub(r"\n\s*# via .*", "", done.stdout)
+    cached.write_text(text, encoding="utf-8")
+    return text, None
+
+
+def _fully_hashed(lock: str) -> bool:
+    entries = [e for e in re.sub(r"\\\n", " ", lock).splitlines() if e.strip() and not e.lstrip().startswith("#")]
+    return bool(entries) and all("--hash=" in e for e in entries)
+
+
+# -- per-step launch files ------------------------------------------------------------------------
+
+def _check_names(pipeline: Pipeline, path: str) -> None:
+    for p in pipeline.parameters:
+        if p.name.startswith("same_nb"):
+            raise SameError(f"parameter '{p.name}': names starting with 'same_nb' are reserved", path=path)
+    for step in pipeline.steps:
+        for name in [i.name for i in step.variable_inputs] + step.outputs:
+            if name.startswith("same_nb"):
+                raise SameError(f"variable '{name}' crosses steps, but names starting with 'same_nb' are "
+                                f"reserved", path=path, step=step.name)
+
+
+def _fresh(name: str, taken: set[str], suffix: str) -> str:
+    while name in taken or keyword.iskeyword(name):
+        name += suffix
+    taken.add(name)
+    return name
+
+
+def _component_arguments(pipeline: Pipeline, step: Step) -> dict[str, dict[str, str]]:
+    """Component argument → notebook name, per role; arguments are unique even when a step reads and
+    rebinds one variable, or rebinds a parameter."""
+    taken = {"locals", NOTEBOOK_OUTPUT, METRICS_OUTPUT}
+    params = {_fresh(p, taken, "_param"): p for p in step.params}
+    outputs = {_fresh(v, taken, "_out"): v for v in step.outputs}
+    inputs = {_fresh(i.name, taken, "_in"): i.name for i in step.variable_inputs}
+    return {"parameters": params, "inputs": inputs, "outputs": outputs}
+
+
+def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: str,
+                        local_modules: list[Path], shipped_data: list[Path] = (),
+                        notebook_dir: Path | None = None) -> list[Path]:
+    args = _component_arguments(pipeline, step)
+    literal = {p.name: p.type for p in pipeline.parameters if p.type in LITERAL_TYPES}
+    consumers = {v: sorted({s.name for s in pipeline.steps for i in s.variable_inputs
+                            if i.producer == step.name and i.name == v}) for v in step.outputs}
+    launch = {"step": step.name, "notebook": f"{step.name}.ipynb", "kernel": pipeline.kernel,
+              "renderer": "nbconvert" if re.search(r"^nbconvert==", lock, re.M | re.I) else "basic",
+              "parameters": args["parameters"], "inputs": args["inputs"],
+              "literals": {a: literal[v] for a, v in args["parameters"].items() if v in literal},
+              "outputs": {a: {"variable": v, "consumers": consumers[v]} for a, v in args["outputs"].items()},
+              "watch": list(step.watch), "metrics": list(pipeline.metrics)}
+    shutil.rmtree(launch_dir, ignore_errors=True)
+    files = [_write(launch_dir / "step.json", json.dumps(launch, indent=1, sort_keys=True) + "\n")]
+    for module in local_modules:        # importable from the unpacked folder, as from the notebook's
+        sources = [p for p in sorted(module.rglob("*.py")) if "__pycache__" not in p.parts] if module.is_dir() else [module]
+        for source in sources:
+            files.append(_write(launch_dir / source.relative_to(module.parent), source.read_text(encoding="utf-8")))
+    for data in shipped_data:           # at its path relative to the notebook's folder
+        target = launch_dir / data.relative_to(notebook_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != data.read_bytes():
+            target.write_bytes(data.read_bytes())
+        files.append(target)
+    return files
+
+
+def _local_datasets(manifest, notebook_dir: Path, warnings: list[str]) -> list[Path]:
+    """same.yaml datasets given as local paths travel with every pod, at the same relative path, so
+    the notebook's relative reads work there; remote ones are fetched by the notebook itself."""
+    from same_nb.store.datasets import fetch_dataset
+
+    shipped = []
+    for name, spec in (manifest.datasets or {}).items():
+        url = spec.url
+        if "://" in url and not url.startswith("file://"):
+            warnings.append(f"dataset {name}: {url} is not shipped to pods; the step must fetch it")
+            continue
+        record = fetch_dataset(name, {"url": url, "sha256": spec.sha256}, notebook_dir)   # verifies sha256
+        path = Path(record["location"]).resolve()
+        if notebook_dir in path.parents:
+            shipped.append(path)
+        else:
+            warnings.append(f"dataset {name}: {path} is outside the notebook folder; not shipped to pods")
+    return shipped
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    """A byte-stable zip (fixed dates, sorted names): recompiling gives the same pipeline.yaml."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- pipeline.py ----------------------------------------------------------------------------------
+
+def _task_calls(config, after: list[str]) -> list[str]:
+    """The task's settings from same.yaml, as method calls on the task."""
+    calls = [f"set_caching_options({config.cache})"]
+    if config.retries:
+        calls.append(f"set_retry(num_retries={config.retries})")
+    r = config.resources
+    for method, value in (("set_cpu_request", r.cpu), ("set_cpu_limit", r.cpu_limit),
+                          ("set_memory_request", r.memory), ("set_memory_limit", r.memory_limit)):
+        if value is not None:
+            calls.append(f"{method}({value!r})")
+    if r.gpu or r.accelerator:
+        # KFP's own default type for GPUs; an accelerator named without a count gets one.
+        calls.append(f"set_accelerator_type({(r.accelerator or 'nvidia.com/gpu')!r})")
+        calls.append(f"set_accelerator_limit({r.gpu if r.gpu is not None else 1})")
+    calls += [f"set_env_variable({k!r}, {v!r})" for k, v in sorted(config.env.items())]
+    calls += [f"after({a})" for a in after]
+    return calls
+
+
+def _pipeline_parameters(pipeline: Pipeline, defaults: dict) -> list[str]:
+    """``name: type = default`` for the pipeline function; defaults come from same.yaml."""
+    parameters = []
+    for p in pipeline.parameters:
+        value = defaults.get(p.name, p.default)
+        if not _fits(value, p.type):
+            raise SameError(f"parameter '{p.name}': same.yaml sets {value!r}, but the notebook's default is "
+                            f"a {p.type}")
+        text = repr(value) if p.type in LITERAL_TYPES else value
+        parameters.append(f"{p.name}: {PARAMETER_TYPES[p.type]} = {text!r}")
+    return parameters
+
+
+def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, configs: dict,
+                     notebook_name: str) -> str:
+    taken = {p.name for p in pipeline.parameters} | _PIPELINE_GLOBALS
+    functions = {s.name: _fresh("step_" + re.sub(r"\W", "_", s.name), taken, "_") for s in pipeline.steps}
+    task_vars = {s.name: _fresh(re.sub(r"\W", "_", s.name) + "_task", taken, "_") for s in pipeline.steps}
+    arguments = {s.name: _component_arguments(pipeline, s) for s in pipeline.steps}
+    types = {p.name: PARAMETER_TYPES[p.type] for p in pipeline.parameters}
+    components, tasks = [], []
+    for step in pipeline.steps:
+        args = arguments[step.name]
+        components.append({
+            "step": step.name, "step_repr": repr(step.name), "image_repr": repr(configs[step.name].image),
+            "function": functions[step.name],
+            "cells": _cells_phrase([c.number for c in step.cells]),
+            "args": [f"{a}: {types[v]}" for a, v in args["parameters"].items()]
+            + [f"{a}: Input[Dataset]" for a in args["inputs"]] + [f"{a}: Output[Dataset]" for a in args["outputs"]]
+            + [f"{NOTEBOOK_OUTPUT}: Output[HTML]", f"{METRICS_OUTPUT}: Output[Metrics]"]})
+    for step_name in topological_order([s.name for s in pipeline.steps], pipeline.edges):
+        step = pipeline.step(step_name)
+        args = arguments[step_name]
+        call = [f"{a}={v}" for a, v in args["parameters"].items()]
+        for a, variable in args["inputs"].items():
+            producer = next(i.producer for i in step.variable_inputs if i.name == variable)
+            out = next(k for k, v in arguments[producer]["outputs"].items() if v == variable)
+            call.append(f"{a}={task_vars[producer]}.outputs[{out!r}]")
+        after = [task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind == "after"]
+        tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
+                      "calls": _task_calls(configs[step_name], after)})
+    return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,
+                  tasks=tasks, parameters=parameters, name_repr=repr(name),
+                  description_repr=repr(f"Compiled by same-nb {__version__} from {notebook_name}"))
+
+
+def _cells_phrase(numbers: list[int]) -> str:
+    if not numbers:
+        return "no cells"
+    return ("cell " if len(numbers) == 1 else "cells ") + ", ".join(map(str, numbers))
+
+
+def _fits(value: object, type_name: str) -> bool:
+    if type_name == "NoneType":                 # a run may set any literal
+        return True
+    if type_name == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value).__name__ == type_name
+
+
+def _compile_yaml(pipeline_py: Path, pipeline_yaml: Path) -> None:
+    """Import the generated pipeline.py and compile it with kfp's compiler."""
+    from kfp import compiler
+
+    module_name = "_same_nb_kfp_" + hashlib.sha256(str(pipeline_py.resolve()).encode()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(module_name, pipeline_py)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module           # kfp reads the step functions' source through their module
+    try:
+        spec.loader.exec_module(module)
+        compiler.Compiler().compile(module.notebook_pipeline, str(pipeline_yaml))
+    except (ValueError, TypeError) as exc:      # e.g. a resource quantity kfp does not accept
+        raise SameError(f"kfp rejected the pipeline: {exc}", path=str(pipeline_py)) from None
+    finally:
+        sys.modules.pop(module_name, None)

@@ -1,0 +1,100 @@
+"""Execute one step notebook with papermill in a warm kernel and describe what happened."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from same_nb.bundle.writer import SPEC_VARIABLE
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")
+
+
+@dataclass
+class StepOutcome:
+    ok: bool
+    seconds: float
+    outputs: dict[str, dict] = field(default_factory=dict)     # name -> artifact record
+    warnings: list[dict] = field(default_factory=list)
+    durations: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)
+    error: dict | None = None           # {ename, evalue, cell, cell_id, line, traceback, where}
+
+
+def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
+               outputs: dict[str, list[str]], watch: list[str], result: Path,
+               snapshot: list[str] | None = None, metrics: list[str] = ()) -> None:
+    spec = {"step": step, "store": str(store_root), "inputs": inputs, "outputs": outputs, "watch": watch,
+            "result": str(result), "metrics": list(metrics)}
+    if snapshot is not None:
+        spec["snapshot"] = snapshot
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, indent=1))
+
+
+def _error_details(exc, executed: Path) -> dict:
+    """Map papermill's error to the source notebook's cell and line."""
+    tb = [_ANSI.sub("", t) for t in (getattr(exc, "traceback", None) or [])]
+    err = {"ename": getattr(exc, "ename", type(exc).__name__), "evalue": getattr(exc, "evalue", str(exc)),
+           "cell": None, "cell_id": None, "line": None, "where": "step code",
+           "traceback": "\n".join(tb[-12:])}
+    try:
+        nb = json.loads(executed.read_text())
+        # papermill inserts an error banner cell at the top, so find the cell by execution count.
+        cell = next(c for c in nb["cells"] if c.get("cell_type") == "code"
+                    and c.get("execution_count") == exc.exec_count)
+        meta = cell.get("metadata", {}).get("same_nb", {})
+        err["cell"], err["cell_id"] = meta.get("cell"), cell.get("id")
+        if cell.get("id") in ("same-nb-prologue", "same-nb-epilogue"):
+            err["where"] = "loading inputs" if cell["id"] == "same-nb-prologue" else "saving outputs"
+            err["traceback"] = ""       # the runtime's message says it all; its frames are noise
+            return err
+        lines = [int(ln) for n, ln in _CELL_LINE.findall("\n".join(tb)) if int(n) == exc.exec_count]
+        err["line"] = lines[0] if lines else None
+    except (OSError, ValueError, KeyError, IndexError, AttributeError, TypeError, StopIteration):
+        pass
+    return err
+
+
+def _running_cell(executed: Path) -> tuple[int | None, str | None]:
+    """The source notebook's cell (and the executed cell's id) started last: the one that timed out."""
+    try:
+        started = [c for c in json.loads(executed.read_text())["cells"] if c.get("execution_count")]
+        last = max(started, key=lambda c: c["execution_count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    return last.get("metadata", {}).get("same_nb", {}).get("cell"), last.get("id")
+
+
+def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result_path: Path,
+                      params: dict, kernel, kernel_name: str, log_path: Path,
+                      timeout: float | None = None) -> StepOutcome:
+    """Run the step notebook; the executed copy (with outputs or the error) lands at ``executed``."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
+                                kernel_name=kernel_name, progress_bar=False, log_output=False,
+                                stdout_file=log, stderr_file=log, km=kernel.km,  # nbclient wants int seconds
+                                execution_timeout=None if timeout is None else math.ceil(timeout))
+        except PapermillExecutionError as exc:
+            return StepOutcome(ok=False, seconds=time.perf_counter() - started,
+                               error=_error_details(exc, executed))
+        except Exception as exc:  # kernel died, timeout, …: report it against the cell that was running
+            cell, cell_id = _running_cell(executed)
+            return StepOutcome(ok=False, seconds=time.perf_counter() - started,
+                               error={"ename": type(exc).__name__, "evalue": str(exc), "cell": cell,
+                                      "cell_id": cell_id, "line": None, "where": "kernel", "traceback": ""})
+    result = json.loads(result_path.read_text())
+    return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
+                       warnings=result.get("warnings", []), durations=result.get("durations", {}),
+                       metrics=result.get("metrics", []))

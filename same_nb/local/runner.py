@@ -1,0 +1,357 @@
+"""The local scheduler: run steps in dependency order, independent ones concurrently, each in its own
+warm kernel; reuse cached steps; record every transition in the run store.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from same_nb.frontend.dag import topological_order
+from same_nb.frontend.ir import Pipeline, Step
+from same_nb.local.cache import cache_info, cache_key, explain, packages_info
+
+DONE = ("success", "cached")
+FINAL = ("success", "cached", "failed", "skipped", "cancelled")
+
+
+@dataclass
+class RunRequest:
+    notebook: Path
+    pipeline: Pipeline
+    bundle_dir: Path
+    params: dict                          # every parameter's value for this run
+    jobs: int
+    use_cache: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    step_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    reuse: dict[str, dict] = field(default_factory=dict)   # step -> {"outputs": [...], "reason": str}
+    snapshot: bool = False                # also save every variable (equivalence checks)
+    pythons: dict[str, str] = field(default_factory=dict)  # step -> interpreter (--isolated)
+    runtime_path: str | None = None       # folder holding a copy of same_nb.runtime for isolated kernels
+    openlineage: dict | None = None       # OpenLineage transport config, when configured
+    spare_kernel: object = None           # future of a kernel started while compiling
+    timeout: float | None = None
+
+
+@dataclass
+class StepState:
+    name: str
+    status: str = "pending"
+    reason: str = ""
+    seconds: float = 0.0
+    started_at: float | None = None
+    cache_hit: bool = False
+    outputs: dict[str, dict] = field(default_factory=dict)
+    inputs: list[dict] = field(default_factory=list)
+    error: dict | None = None
+    warnings: list[dict] = field(default_factory=list)
+    executed: Path | None = None
+    log: Path | None = None
+    step_run_id: int | None = None
+    metrics: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)      # cache key components
+    key: str = ""
+
+
+class Runner:
+    def __init__(self, req: RunRequest, store, run_id: int, run_dir: Path, progress):
+        self.req = req
+        self.p = req.pipeline
+        self.store = store
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.progress = progress
+        self.artifacts = req.notebook.parent / ".same" / "artifacts"
+        self.order = topological_order([s.name for s in self.p.steps], self.p.edges)
+        self.states = {n: StepState(n) for n in self.order}
+        self.upstream = {n: self.p.upstream(n) for n in self.order}
+        self.consumers: dict[tuple[str, str], list[str]] = {}
+        for s in self.p.steps:
+            for i in s.variable_inputs:
+                self.consumers.setdefault((i.producer, i.name), []).append(s.name)
+        self.pool = None
+        self.running: dict[Future, str] = {}
+        self.kernels: dict[str, object] = {}
+
+    # -- public ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, StepState]:
+        ids = self.store.add_step_runs(self.run_id, self.order)
+        for name, sid in ids.items():
+            self.states[name].step_run_id = sid
+        self.progress.start(self.order, self.states)
+        executor = ThreadPoolExecutor(max_workers=max(1, self.req.jobs), thread_name_prefix="same-nb-step")
+        try:
+            self._loop(executor)
+        except KeyboardInterrupt:
+            self._cancel()
+            raise
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+            executor.shutdown(wait=True, cancel_futures=True)
+        return self.states
+
+    # -- scheduling -----------------------------------------------------------------------------
+    def _loop(self, executor: ThreadPoolExecutor) -> None:
+        while True:
+            progressed = self._start_ready(executor)
+            if not self.running:
+                if progressed:
+                    continue
+                break
+            done, _ = wait(list(self.running), timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._finish(self.running.pop(fut), fut)
+            self.progress.tick(self.states)
+
+    def _start_ready(self, executor: ThreadPoolExecutor) -> bool:
+        progressed = False
+        for name in self.order:
+            st = self.states[name]
+            if st.status != "pending":
+                continue
+            ups = [self.states[u] for u in self.upstream[name]]
+            if any(u.status in ("failed", "skipped", "cancelled") for u in ups):
+                bad = next(u.name for u in ups if u.status in ("failed", "skipped", "cancelled"))
+                self._skip(name, f"upstream step {bad} did not succeed")
+                progressed = True
+                continue
+            if not all(u.status in DONE for u in ups):
+                continue
+            if len(self.running) >= self.req.jobs:
+                break
+            progressed = True
+            if self._try_cache(name):
+                continue
+            st.status = "running"
+            st.started_at = time.time()
+            self.progress.update(name, st)
+            self._kernel_pool().prepare([name] + self._upcoming())
+            self.running[executor.submit(self._execute, name)] = name
+        return progressed
+
+    def _upcoming(self) -> list[str]:
+        """Pending steps in execution order: their kernels warm up while earlier steps compute."""
+        return [n for n in self.order if self.states[n].status == "pending"]
+
+    # -- cache ----------------------------------------------------------------------------------
+    def _inputs_of(self, step: Step) -> dict[str, dict]:
+        out = {}
+        for i in step.variable_inputs:
+            rec = dict(self.states[i.producer].outputs[i.name])
+            out[i.name] = rec
+        return out
+
+    def _prepare_key(self, name: str) -> None:
+        step = self.p.step(name)
+        st = self.states[name]
+        inputs = self._inputs_of(step)
+        params = {k: self.req.params.get(k) for k in step.params}
+        outputs = sorted({o for (prod, o) in self.consumers if prod == name})
+        env = {**self.req.env, **self.req.step_env.get(name, {})}
+        st.info = cache_info(self.p, step, inputs={k: v["sha256"] for k, v in inputs.items()}, params=params,
+                             outputs=outputs, packages=packages_info(step, self.req.notebook.parent), env=env)
+        st.key = cache_key(st.info)
+        st.inputs = [{**v, "name": k, "role": "variable"} for k, v in inputs.items()]
+
+    def _try_cache(self, name: str) -> bool:
+        st = self.states[name]
+        self._prepare_key(name)
+        reused = self.req.reuse.get(name)
+        hit, files = None, []
+        if reused is not None:
+            hit, reason = reused, reused["reason"]
+        elif self.req.use_cache:
+            hit = self.store.find_cached(st.key)
+            reason = f"reused from run {hit['run_id']}" if hit else ""
+            # The files it read count as inputs: the cached record keeps them for the next lookup.
+            files = self.store.step_file_inputs(hit["step_run_id"]) if hit else []
+            changed = self._changed_files(files)
+            if changed:
+                st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
+                return False
+            corrupt = self._corrupt_outputs(hit["outputs"]) if hit else []
+            if corrupt:  # a miss: re-running the producer rewrites the artifact under its hash
+                st.reason = f"cached output {corrupt[0]} is corrupt (hash differs)"
+                return False
+        if hit is None:
+            previous = self.store.last_step_run(str(self.req.notebook.resolve()), name)
+            producers = {i.name: i.producer for i in self.p.step(name).variable_inputs}
+            if not self.req.use_cache:
+                st.reason = "--no-cache"
+            elif previous and previous["cache_key"] == st.key and previous["status"] not in DONE:
+                # Nothing changed since: the reason is that it did not finish (failed, interrupted, ...).
+                st.reason = f"{previous['status']} in run {previous['run_id']}"
+            else:
+                st.reason = explain(st.info, (previous or {}).get("cache_info"), producers)
+            return False
+        st.status, st.cache_hit, st.reason = "cached", True, reason
+        st.outputs = {o["name"]: {k: o[k] for k in ("sha256", "kind", "type", "size", "location") if k in o}
+                      for o in hit["outputs"] if o.get("role") in (None, "variable")}
+        self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=reason,
+                              code_sha256=st.info["code"])
+        self.store.finish_step(st.step_run_id, status="cached", inputs=st.inputs + files,
+                               outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()],
+                               executed_notebook=None, log_path=None, cache_hit=True)
+        if self.pool is not None:
+            self.pool.discard(name)
+        self.progress.update(name, st)
+        return True
+
+    @staticmethod
+    def _corrupt_outputs(outputs: list[dict]) -> list[str]:
+        """Names of cached variable outputs whose stored bytes no longer hash to their recorded sha256."""
+        from same_nb.runtime.artifacts import hash_file
+
+        return [o["name"] for o in outputs
+                if o.get("role") in (None, "variable") and o.get("sha256") and o.get("location")
+                and hash_file(Path(o["location"]))[0] != o["sha256"]]
+
+    def _changed_files(self, records: list[dict]) -> list[str]:
+        """Files (and datasets) a cached step run read whose bytes are different now."""
+        from same_nb.runtime.artifacts import hash_file
+
+        changed = []
+        for rec in records:
+            path = Path(rec["name"])
+            path = path if path.is_absolute() else self.req.notebook.parent / path
+            try:
+                current = hash_file(path)[0] if rec["role"] == "file" else rec["sha256"]
+            except OSError:
+                current = None
+            if current != rec["sha256"]:
+                changed.append(rec["name"])
+        return changed
+
+    def _emit(self, name: str, event: str) -> None:
+        if self.req.openlineage:
+            from same_nb.store.openlineage import emit_step_event
+
+            emit_step_event(self.req.openlineage, {"id": self.run_id, "pipeline_name": self.p.name,
+                                                   "notebook_path": str(self.req.notebook)},
+                            self.states[name], event)
+
+    # -- execution ------------------------------------------------------------------------------
+    def _kernel_pool(self):
+        if self.pool is None:
+            from same_nb.local.kernels import KernelPool
+
+            self.pool = KernelPool(
+                kernel_name=self.p.kernel, cwd=str(self.req.notebook.parent.resolve()),
+                env_for=lambda s: {"PYTHONHASHSEED": "0", **self.req.env, **self.req.step_env.get(s, {})},
+                modules_for=self._warm_modules, limit=self.req.jobs + 2,
+                extra_path=[self.req.runtime_path] if self.req.runtime_path else None,
+                python_for=self.req.pythons.get, log_for=self._kernel_log)
+            if self.req.spare_kernel is not None:
+                self.pool.offer_spare(self.req.spare_kernel)
+            # The first step would otherwise import papermill (~1 s) while its kernel is ready.
+            threading.Thread(target=_import_executor, daemon=True).start()
+        return self.pool
+
+    def _kernel_log(self, name: str) -> str:
+        path = self.run_dir / "steps" / name / "kernel.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def _warm_modules(self, name: str) -> list[str]:
+        """The step's imports, plus its producers': loading an input (a fitted model, a DataFrame)
+        imports the libraries that made it."""
+        step = self.p.step(name)
+        imports = list(step.imports) + list(step.replay_imports)
+        for producer in {i.producer for i in step.variable_inputs}:
+            imports += self.p.step(producer).imports + self.p.step(producer).replay_imports
+        mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
+        extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
+        if step.variable_inputs:
+            extra.append("cloudpickle")
+            if any(m.split(".")[0] == "pandas" for m in mods):
+                extra += ["pyarrow", "pyarrow.feather"]      # DataFrames arrive as Arrow files
+        return mods + extra
+
+    def _execute(self, name: str):
+        from same_nb.local.execute import run_step_notebook, write_spec
+
+        st = self.states[name]
+        step = self.p.step(name)
+        sdir = self.run_dir / "steps" / name
+        spec, result = sdir / "spec.json", sdir / "result.json"
+        outputs = {o: sorted(self.consumers[(name, o)]) for (prod, o) in self.consumers if prod == name}
+        write_spec(spec, step=name, store_root=self.artifacts.resolve(),
+                   inputs={r["name"]: r for r in st.inputs}, outputs=outputs, watch=step.watch, result=result,
+                   snapshot=[] if self.req.snapshot else None, metrics=self.p.metrics)
+        st.executed, st.log = self.run_dir / "steps" / f"{name}.ipynb", sdir / "log.txt"
+        self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
+                              code_sha256=st.info["code"])
+        self._emit(name, "START")
+        kernel = self._kernel_pool().take(name)
+        self.kernels[name] = kernel
+        try:
+            params = {k: self.req.params[k] for k in step.params}
+            return run_step_notebook(notebook=self.req.bundle_dir / "steps" / f"{name}.ipynb",
+                                     executed=st.executed, spec_path=spec, result_path=result, params=params,
+                                     kernel=kernel, kernel_name=self.p.kernel, log_path=st.log,
+                                     timeout=self.req.timeout)
+        finally:
+            self.kernels.pop(name, None)
+            # Shutting a kernel down takes ~0.2 s: do it off the critical path.
+            threading.Thread(target=kernel.shutdown, daemon=True).start()
+
+    def _finish(self, name: str, fut: Future) -> None:
+        st = self.states[name]
+        try:
+            outcome = fut.result()
+        except Exception as exc:
+            from same_nb.local.execute import StepOutcome
+            outcome = StepOutcome(ok=False, seconds=time.time() - (st.started_at or time.time()),
+                                  error={"ename": type(exc).__name__, "evalue": str(exc), "where": "runner",
+                                         "cell": None, "cell_id": None, "line": None, "traceback": ""})
+        st.seconds = outcome.seconds
+        st.warnings = outcome.warnings
+        st.metrics = [{**m, "logged_at": datetime.fromtimestamp(m["logged_at"], timezone.utc)}
+                      for m in outcome.metrics]
+        if outcome.ok:
+            st.status = "success"
+            st.outputs = outcome.outputs
+            for rec in st.outputs.values():
+                rec.setdefault("location", str(self.artifacts.resolve() / rec["sha256"][:2] / rec["sha256"]))
+        else:
+            st.status, st.error = "failed", outcome.error
+        from same_nb.runtime.fileio import result_records  # files read/written, datasets used
+
+        files_in, files_out = result_records(str(self.run_dir / "steps" / name / "result.json"),
+                                             {r["name"] for r in st.inputs} | set(st.outputs))
+        self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs + files_in,
+                               outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()]
+                               + files_out,
+                               executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
+                               metrics=st.metrics)
+        self._emit(name, "COMPLETE" if st.status == "success" else "FAIL")
+        self.progress.update(name, st)
+
+    def _skip(self, name: str, reason: str) -> None:
+        st = self.states[name]
+        st.status, st.reason = "skipped", reason
+        self.store.mark_steps(self.run_id, [name], "skipped")
+        self.progress.update(name, st)
+
+    def _cancel(self) -> None:
+        for kernel in list(self.kernels.values()):
+            kernel.shutdown()
+        names = [n for n, s in self.states.items() if s.status in ("pending", "running")]
+        for n in names:
+            self.states[n].status = "cancelled"
+        if names:
+            self.store.mark_steps(self.run_id, names, "cancelled")
+
+
+def _import_executor() -> None:
+    import papermill  # noqa: F401
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

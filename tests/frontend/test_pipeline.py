@@ -1,0 +1,303 @@
+"""same_nb.frontend.pipeline (+ dataflow, dag): notebook → Pipeline IR. Exact inputs, outputs, edges and
+diagnostics for each fixture, the structural errors, and the IR's JSON round trip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from same_nb.errors import SameError
+from same_nb.frontend.dag import find_cycle, levels, topological_order
+from same_nb.frontend.ir import Edge, Pipeline
+from same_nb.frontend.pipeline import build_pipeline
+
+from conftest import NOTEBOOKS
+
+
+def build(fixture: str) -> Pipeline:
+    return build_pipeline(NOTEBOOKS / f"{fixture}.ipynb")
+
+
+def flows(p: Pipeline) -> dict[str, tuple[list[str], list[str]]]:
+    """step -> (inputs as `name<-producer` / `name(param)`, outputs)."""
+    return {s.name: (sorted(f"{i.name}<-{i.producer}" if i.kind == "variable" else f"{i.name}(param)"
+                            for i in s.inputs), s.outputs) for s in p.steps}
+
+
+def edges(p: Pipeline) -> list[tuple]:
+    return sorted((e.src, e.dst, e.kind, tuple(e.names)) for e in p.edges)
+
+
+def reachable(p: Pipeline, src: str, dst: str) -> bool:
+    todo, seen = [src], set()
+    while todo:
+        node = todo.pop()
+        for e in p.edges:
+            if e.src == node and e.dst not in seen:
+                seen.add(e.dst)
+                todo.append(e.dst)
+    return dst in seen
+
+
+def warnings_of(p: Pipeline) -> list[tuple]:
+    return [(d.code, d.step, d.cell, d.line) for d in p.diagnostics]
+
+
+CASES = {
+    "tags_none": ({"tags_none": ([], [])}, []),
+    "tags_first_cell": ({"load": ([], ["data"]), "total": (["data<-load"], [])},
+                        [("load", "total", "data", ("data",))]),
+    "tags_code_before_first": ({"load": ([], ["data"]), "report": (["data<-load"], [])},
+                               [("load", "report", "data", ("data",))]),
+    "tags_consecutive": ({"a": ([], ["a"]), "b": ([], ["b"]), "c": (["a<-a", "b<-b"], [])},
+                         [("a", "c", "data", ("a",)), ("b", "c", "data", ("b",))]),
+    "tags_skip": ({"load": ([], ["data"]), "use": (["data<-load"], [])}, [("load", "use", "data", ("data",))]),
+    "tags_skip_step": ({"load": ([], ["data"]), "debug": (["data<-load"], [])},
+                       [("load", "debug", "data", ("data",))]),
+    "tags_parameters": ({"prep": (["alpha(param)", "epochs(param)"], ["scaled"]),
+                         "label": (["name(param)", "scaled<-prep"], [])}, [("prep", "label", "data", ("scaled",))]),
+    "tags_after": ({"write": ([], []), "read": ([], [])}, [("write", "read", "after", ())]),
+    "tags_other_ignored": ({"load": ([], [])}, []),
+    "kale_conventions": ({"load": ([], ["values"]), "scale": (["factor(param)", "values<-load"], ["scaled"]),
+                          "summarize": (["scaled<-scale"], [])},
+                         [("load", "scale", "after", ()), ("load", "scale", "data", ("values",)),
+                          ("scale", "summarize", "after", ()), ("scale", "summarize", "data", ("scaled",))]),
+    "same_conventions": ({"same_step_0": ([], ["numbers"]), "same_step_1": (["numbers<-same_step_0"], ["doubled"]),
+                          "same_step_2": (["doubled<-same_step_1"], [])},
+                         [("same_step_0", "same_step_1", "data", ("numbers",)),
+                          ("same_step_1", "same_step_2", "data", ("doubled",))]),
+    "magics": ({"load": ([], ["data"]), "stats": (["data<-load"], ["total"]), "quiet": (["total<-stats"], [])},
+               [("load", "stats", "data", ("data",)), ("stats", "quiet", "data", ("total",))]),
+    # In-place changes make the mutating step the producer later steps read from.
+    "mutation": ({"load": ([], ["config", "plain", "rows"]), "sort": (["config<-load", "rows<-load"], ["config", "rows"]),
+                  "use": (["config<-sort", "plain<-load", "rows<-sort"], [])},
+                 [("load", "sort", "data", ("config", "rows")), ("load", "use", "data", ("plain",)),
+                  ("sort", "use", "data", ("config", "rows"))]),
+    "parameter_mutation": ({"extend": (["flags(param)", "limit(param)"], ["flags"]), "use": (["flags<-extend"], [])},
+                           [("extend", "use", "data", ("flags",))]),
+    "opaque_mutation": ({"load": ([], ["items"]), "shuffle": (["items<-load"], []), "use": (["items<-load"], [])},
+                        [("load", "shuffle", "data", ("items",)), ("load", "use", "data", ("items",))]),
+    # Functions travel by value; the globals they read come from the calling step's point in the notebook.
+    "functions_across_steps": ({"define": ([], ["Counter", "above"]), "change": ([], ["threshold"]),
+                                "use": (["Counter<-define", "above<-define", "threshold<-change"], [])},
+                               [("change", "use", "data", ("threshold",)),
+                                ("define", "use", "data", ("Counter", "above"))]),
+    "comprehension_scope": ({"make": ([], ["i", "pairs", "squares"]), "use": (["i<-make", "pairs<-make", "squares<-make"], [])},
+                            [("make", "use", "data", ("i", "pairs", "squares"))]),
+    "redefinition": ({"first": ([], ["value"]), "second": (["value<-first"], ["value"]), "third": (["value<-second"], [])},
+                     [("first", "second", "data", ("value",)), ("second", "third", "data", ("value",))]),
+    "del_name": ({"make": ([], ["keep"]), "use": (["keep<-make"], [])}, [("make", "use", "data", ("keep",))]),
+    "star_import": ({"join": ([], ["full"]), "split": (["full<-join"], [])}, [("join", "split", "data", ("full",))]),
+    "branching": ({"load": (["n(param)"], ["base"]), "left": (["base<-load"], ["left"]),
+                   "right": (["base<-load"], ["right"]), "join": (["left<-left", "right<-right"], [])},
+                  [("left", "join", "data", ("left",)), ("load", "left", "data", ("base",)),
+                   ("load", "right", "data", ("base",)), ("right", "join", "data", ("right",))]),
+    "old_format_v3": ({"one": ([], ["a"]), "two": (["a<-one"], [])}, [("one", "two", "data", ("a",))]),
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(CASES))
+def test_exact_inputs_outputs_and_edges(fixture):
+    p = build(fixture)
+    expected_flows, expected_edges = CASES[fixture]
+    assert flows(p) == expected_flows
+    assert edges(p) == expected_edges
+    assert not p.errors
+
+
+@pytest.mark.parametrize("fixture", sorted(CASES))
+def test_ir_round_trips_through_json(fixture):
+    p = build(fixture)
+    again = Pipeline.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p
+    assert again.to_dict() == p.to_dict()
+
+
+def test_building_twice_gives_the_same_ir():
+    assert build("kale_conventions") == build("kale_conventions")
+
+
+def test_independent_steps_have_no_path_between_them():
+    p = build("branching")
+    assert not reachable(p, "left", "right") and not reachable(p, "right", "left")
+    assert reachable(p, "load", "join")
+    assert levels([s.name for s in p.steps], p.edges) == [["load"], ["left", "right"], ["join"]]
+    f = build("functions_across_steps")
+    assert not reachable(f, "define", "change") and not reachable(f, "change", "define")
+
+
+def test_parameters_are_typed_and_read_by_the_steps_that_use_them():
+    p = build("tags_parameters")
+    assert [(x.name, x.type) for x in p.parameters] == [
+        ("alpha", "float"), ("name", "str"), ("epochs", "int"), ("flags", "list"), ("opts", "dict"),
+        ("nothing", "NoneType"), ("verbose", "bool")]
+    assert (sorted(p.step("prep").params), p.step("label").params) == (["alpha", "epochs"], ["name"])
+    assert p.parameters_cell.number == 1
+
+
+def test_imports_are_replayed_not_passed_as_data(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "import numpy as np\nfrom os import path as p\nimport os.path\nx = 1"),
+        (["step:b"], "y = np.zeros(x)\nz = p.join('a')\nw = os.sep")]))
+    b = p.step("b")
+    assert [i.statement for i in b.replay_imports] == ["import numpy as np", "from os import path as p",
+                                                       "import os.path"]
+    assert flows(p)["b"] == (["x<-a"], [])
+    assert p.step("a").outputs == ["x"]
+    assert [i.module for i in p.step("a").imports] == ["numpy", "os", "os.path"]
+
+
+def test_kale_prelude_runs_in_every_step_and_metrics_are_recorded():
+    p = build("kale_conventions")
+    assert [c.number for c in p.prelude] == [1, 2]
+    assert all("statistics" in [i.module for i in s.imports] for s in p.steps)
+    assert p.metrics == ["mean"]
+    assert [s.after for s in p.steps] == [[], ["load"], ["scale"]]
+
+
+def test_kale_and_same_tags_compile_like_their_same_nb_equivalents(write_notebook):
+    kale = write_notebook([(["pipeline-parameters"], "k = 2"), (["block:a"], "x = k"), (["skip"], "x = 99"),
+                           (["block:b", "prev:a"], "y = x * 2")], name="kale")
+    ours = write_notebook([(["parameters"], "k = 2"), (["step:a"], "x = k"), (["skip"], "x = 99"),
+                           (["step:b", "after:a"], "y = x * 2")], name="ours")
+    pk, po = build_pipeline(kale), build_pipeline(ours)
+    assert (flows(pk), edges(pk), pk.parameters) == (flows(po), edges(po), po.parameters)
+    same = write_notebook([(["same_step_0"], "x = 1"), (["same_step_1"], "y = x")], name="same")
+    ours = write_notebook([(["step:same_step_0"], "x = 1"), (["step:same_step_1"], "y = x")], name="ours2")
+    assert (flows(build_pipeline(same)), edges(build_pipeline(same))) == (flows(build_pipeline(ours)),
+                                                                          edges(build_pipeline(ours)))
+
+
+def test_magics_are_understood():
+    p = build("magics")
+    assert p.step("quiet").requirements == ["pyyaml>=6"]
+    assert not p.diagnostics
+
+
+def test_a_name_read_by_a_function_is_an_input_of_the_calling_step_only(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "rate = 2\ndef scale(v):\n    return v * rate"),
+        (["step:b"], "rate = 3"),
+        (["step:c"], "r = scale(1)"),
+        (["step:d"], "rate = 4\nr2 = scale(2)")]))
+    assert flows(p) == {"a": ([], ["scale"]), "b": ([], ["rate"]), "c": (["rate<-b", "scale<-a"], []),
+                        "d": (["scale<-a"], [])}
+    assert p.step("a").definitions == ["scale"]
+
+
+def test_a_function_changed_in_place_still_carries_its_globals(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "t = 1\ndef f():\n    return t"), (["step:b"], "f.calls = 0"),
+        (["step:c"], "t = 5"), (["step:d"], "r = f()")]))
+    assert flows(p)["d"] == (["f<-b", "t<-c"], [])
+
+
+def test_del_of_an_earlier_steps_name_makes_it_an_input(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:make"], "big = [0] * 10\nsmall = [1]"), (["step:drop"], "del big\nkept = small + [2]"),
+        (["step:use"], "total = sum(kept)\nsize = len(big)")]))
+    assert flows(p) == {"make": ([], ["big", "small"]), "drop": (["big<-make", "small<-make"], ["kept"]),
+                        "use": (["kept<-drop"], [])}
+    [d] = p.diagnostics
+    assert (d.code, d.step, d.cell, d.line) == ("read-after-del", "use", 3, 2)
+    assert "'big' is read after `del big` in step 'drop'" in d.message
+
+
+def test_star_import_is_replayed_where_its_names_may_be_used():
+    p = build("star_import")
+    assert [i.statement for i in p.step("split").replay_imports] == ["from posixpath import *"]
+    assert warnings_of(p) == [("star-import", "join", 1, 1)]
+
+
+def test_opaque_call_on_an_input_warns_with_step_cell_and_line():
+    p = build("opaque_mutation")
+    assert warnings_of(p) == [("opaque-mutation", "shuffle", 2, 1)]
+    [d] = p.diagnostics
+    assert d.severity == "warning" and d.cell_id == "c2"
+    assert "'items' is passed to random.shuffle()" in d.message and "step 'use'" in d.message
+    assert p.step("shuffle").watch == ["items"]
+    assert d.render() == f"warning: [shuffle] cell 2 (id c2), line 1: {d.message}"
+
+
+def test_opaque_call_on_a_list_parameter_warns_but_not_on_a_number(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["parameters"], "flags = [3, 1]\nrate = 0.5"),
+        (["step:a"], "import math, random\nrandom.shuffle(flags)\nm = math.floor(rate)"),
+        (["step:b"], "y = flags\nz = rate")]))
+    [d] = p.diagnostics
+    assert (d.code, d.step, d.cell, d.line) == ("opaque-mutation", "a", 2, 2)
+    assert "step 'b' will not see the change (it reads 'flags' as a parameter)" in d.message
+    assert p.step("a").watch == ["flags"]
+
+
+def test_no_opaque_warning_when_no_later_step_reads_the_value(write_notebook):
+    p = build_pipeline(write_notebook([(["step:a"], "import random\nitems = [1, 2]"),
+                                       (["step:b"], "random.shuffle(items)")]))
+    assert p.diagnostics == [] and p.step("b").watch == []
+
+
+@pytest.mark.parametrize("source, code, line", [
+    ("from os.path import *\nx = join('a')", "star-import", 1),
+    ("x = 1\nexec('y = 2')", "exec", 2),
+    ("x = eval('1 + 1')", "eval", 1),
+    ("x = 1\n\ng = globals()", "globals", 3),
+])
+def test_code_the_analysis_cannot_see_gives_warnings(write_notebook, source, code, line):
+    p = build_pipeline(write_notebook([(["step:a"], "pass"), (["step:b"], source)]))
+    assert (code, "b", 2, line) in warnings_of(p)
+    assert not p.errors
+
+
+def test_undefined_and_read_before_definition_names(write_notebook):
+    p = build("undefined_name")
+    assert warnings_of(p) == [("undefined-name", "a", 1, 1)]
+    assert "'mystery' is not defined anywhere" in p.diagnostics[0].message
+    p = build_pipeline(write_notebook([(["step:a"], "y = x"), (["step:b"], "x = 1\nprint(len)")]))
+    assert warnings_of(p) == [("read-before-definition", "a", 1, 1)]
+    assert "first defined in step 'b'" in p.diagnostics[0].message
+
+
+def test_syntax_error_is_an_error_diagnostic_not_an_exception(write_notebook):
+    p = build_pipeline(write_notebook([(["step:a"], "x = 1"), (["step:b"], "y = (x\nz = 2")]))
+    assert [(d.severity, d.step, d.cell) for d in p.errors] == [("error", "b", 2)]
+
+
+def test_empty_step_is_a_warning(write_notebook):
+    p = build_pipeline(write_notebook([(["step:a"], "x = 1"), (["step:b", "skip"], "y = 2"), (["step:c"], "z = x")]))
+    assert ("empty-step", "b", 2, None) in warnings_of(p)
+
+
+def test_after_can_name_a_later_step(write_notebook):
+    p = build_pipeline(write_notebook([(["step:a", "after:b"], "x = 1"), (["step:b"], "y = 2")]))
+    assert edges(p) == [("b", "a", "after", ())]
+    assert topological_order(["a", "b"], p.edges) == ["b", "a"]
+
+
+@pytest.mark.parametrize("fixture, message, cell", [
+    ("error_cycle", "the steps form a cycle: a → b → c → a; remove an after:/prev: tag", None),
+    ("error_after_missing", "tag 'after:nope' names a step that does not exist (steps: a, b)", 2),
+    ("error_duplicate_step", "duplicate step name 'load': cell 1 (id c1) and cell 3 (id c3)", 3),
+    ("error_invalid_step_name", "invalid step name 'bad name!'", 1),
+    ("error_params_not_literal", "parameters cell: `alpha * 2` is not a literal", 1),
+])
+def test_structural_errors_are_refused_clearly(fixture, message, cell):
+    with pytest.raises(SameError) as info:
+        build(fixture)
+    assert message in info.value.message
+    assert info.value.path == str(NOTEBOOKS / f"{fixture}.ipynb")
+    assert info.value.cell == cell
+
+
+def test_prev_naming_a_missing_step_and_a_self_cycle(write_notebook):
+    with pytest.raises(SameError, match="tag 'after:ghost' names a step that does not exist"):
+        build_pipeline(write_notebook([(["block:a", "prev:ghost"], "x = 1")]))
+    with pytest.raises(SameError, match="cycle: a → a"):
+        build_pipeline(write_notebook([(["step:a", "after:a"], "x = 1")]))
+
+
+def test_dag_helpers_on_a_large_chain():
+    names = [f"s{i}" for i in range(5000)]
+    chain = [Edge(a, b, "data") for a, b in zip(names, names[1:])]
+    assert find_cycle(names, chain) is None
+    assert topological_order(names, chain) == names
+    assert find_cycle(names, chain + [Edge("s4999", "s0", "after")])[:2] == ["s0", "s1"]
