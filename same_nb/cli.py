@@ -37,6 +37,17 @@ def cmd_inspect(args) -> int:
     return 0 if insp.ok else 1
 
 
+def cmd_forget(args) -> int:
+    from same_nb.service import forget_effects
+    from same_nb.store.learned import describe
+
+    dropped = forget_effects(args.notebook, args.run)
+    for entry in dropped:
+        print(f"forgot: {describe(entry)} (learned from run {entry.get('run')})")
+    print(f"{len(dropped)} learned effect{'s' if len(dropped) != 1 else ''} forgotten")
+    return 0
+
+
 def _lock_options(args) -> dict:
     return {"python_version": args.python_version, "platform": args.platform,
             "conda": getattr(args, "conda", False), "python": getattr(args, "python", None)}
@@ -367,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("forget", help="drop the effects earlier runs taught same-nb about a notebook",
+                       description="A run that sees a change the analysis missed (an input changed through an "
+                                   "alias, two steps using one file unordered) fails and remembers it, so the "
+                                   "next run carries it (`inspect` shows 'learned from run N'). This drops "
+                                   "those learned effects: all of them, or those from one run.")
+    p.add_argument("notebook", help="path to the .ipynb file")
+    p.add_argument("--run", type=int, metavar="N", help="only the effects learned from run N")
+    p.set_defaults(func=cmd_forget)
     return parser
 
 

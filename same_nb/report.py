@@ -50,12 +50,16 @@ def print_inspection(insp) -> None:
     console.print(Text("DAG (steps on one line are independent):"))
     for line in dag_lines(p, insp.levels):
         console.print(Text(line))
-    if p.diagnostics:
-        console.print(Text(f"Diagnostics ({len(p.errors)} errors, {len(p.diagnostics) - len(p.errors)} warnings):"))
-        for d in p.diagnostics:
+    problems = [d for d in p.diagnostics if d.severity in ("error", "warning")]
+    notes = [d for d in p.diagnostics if d.severity not in ("error", "warning")]
+    if problems:
+        console.print(Text(f"Diagnostics ({len(p.errors)} errors, {len(problems) - len(p.errors)} warnings):"))
+        for d in problems:
             console.print(Text(d.render(), style="red" if d.severity == "error" else "yellow"))
     else:
         console.print(Text("No problems found."))
+    for d in notes:                     # learned effects and other information: not problems
+        console.print(Text(d.render(), style="cyan"))
 
 
 def _when(value) -> str:

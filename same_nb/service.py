@@ -8,15 +8,43 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from same_nb.bundle.build import CompileResult, compile_notebook, default_bundle_dir, lock_notebook
+from same_nb.bundle import build
+from same_nb.bundle.build import CompileResult, default_bundle_dir, lock_notebook
 from same_nb.errors import SameError
-from same_nb.frontend.inspection import Inspection, inspect_notebook
+from same_nb.frontend import inspection
+from same_nb.frontend.inspection import Inspection
 from same_nb.frontend.ir import Pipeline
 from same_nb.frontend.params import resolve_params
 
 __all__ = ["CompileResult", "Inspection", "RunResult", "compile_for_kubeflow", "compile_notebook",
            "default_bundle_dir", "inspect_notebook", "lock_notebook", "refresh_remote_runs", "rerun_run",
-           "resolve_params", "run_notebook", "run_on_kubeflow", "verify_notebook"]
+           "resolve_params", "run_notebook", "run_on_kubeflow", "verify_notebook", "forget_effects"]
+
+
+def _learned(path: str | Path) -> list[dict]:
+    from same_nb.store.learned import load_learned
+
+    return load_learned(Path(path))
+
+
+def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None) -> Inspection:
+    """The notebook's pipeline as the next run would execute it: analysis plus learned effects."""
+    return inspection.inspect_notebook(path, manifest_path, learned=_learned(path))
+
+
+def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
+                     manifest_path: str | Path | None = None, **options) -> CompileResult:
+    return build.compile_notebook(path, out_dir, manifest_path, learned=_learned(path), **options)
+
+
+def forget_effects(path: str | Path, run: int | None = None) -> list[dict]:
+    """Drop the effects earlier runs taught same-nb about this notebook (or only run ``run``'s)."""
+    from same_nb.store.learned import forget_learned
+
+    notebook = Path(path)
+    if not notebook.is_file():
+        raise SameError("no such notebook", path=str(path))
+    return forget_learned(notebook, run)
 
 
 def verify_notebook(path: str | Path, out_dir: str | Path | None = None, *, progress=None, **lock_options):

@@ -47,11 +47,11 @@ def _attach_locks(manifest, locks, out: Path) -> None:
 
 def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
                      manifest_path: str | Path | None = None, *, lock: bool = False,
-                     progress=None, **lock_options) -> CompileResult:
+                     progress=None, learned: list[dict] | None = None, **lock_options) -> CompileResult:
     from same_nb.bundle.writer import write_bundle
     from same_nb.frontend.manifest import dump_manifest
 
-    inspection = inspect_notebook(path, manifest_path)
+    inspection = inspect_notebook(path, manifest_path, learned=learned)
     if not inspection.ok:
         first = inspection.pipeline.errors[0]
         raise SameError(f"cannot compile: {first.render()}"

@@ -34,11 +34,17 @@ def _manifest_for(pipeline: Pipeline, notebook: Path, manifest_path: str | Path 
                             [s.name for s in pipeline.steps])
 
 
-def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None) -> Inspection:
+def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None, *,
+                     learned: list[dict] | None = None) -> Inspection:
+    """``learned``: effects earlier runs observed (``same_nb.store.learned``), applied to the IR."""
     from same_nb.frontend.pipeline import build_pipeline
 
     notebook = Path(path)
     pipeline = build_pipeline(notebook)
+    if learned:
+        from same_nb.frontend.learned import apply_learned
+
+        apply_learned(pipeline, learned)
     manifest = _manifest_for(pipeline, notebook, manifest_path)
     if getattr(manifest.metadata, "name", None):
         pipeline.name = manifest.metadata.name

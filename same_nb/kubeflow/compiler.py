@@ -74,7 +74,9 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
 
     notebook = Path(notebook)
     out = Path(out_dir) if out_dir else default_bundle_dir(notebook)
-    compiled = compile_notebook(notebook, out, manifest_path)
+    from same_nb.store.learned import load_learned
+
+    compiled = compile_notebook(notebook, out, manifest_path, learned=load_learned(notebook))
     pipeline, manifest = compiled.inspection.pipeline, compiled.inspection.manifest
     _check_names(pipeline, str(notebook))
     parameters = _pipeline_parameters(pipeline, manifest.run.parameters)

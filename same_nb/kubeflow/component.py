@@ -48,7 +48,7 @@ def run_step(arguments: dict[str, Any]) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"same-nb-{step}-"))
     try:
         store = ArtifactStore(work / "artifacts")
-        spec = {"step": step, "store": str(store.root), "watch": launch["watch"],
+        spec = {"step": step, "store": str(store.root), "watch": launch["watch"], "verify": launch.get("verify", {}),
                 "metrics": launch["metrics"], "result": str(work / "result.json"),
                 "inputs": {variable: _place_input(step, variable, arguments[arg], store)
                            for arg, variable in launch["inputs"].items()},

@@ -27,9 +27,10 @@ class StepOutcome:
 
 def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
                outputs: dict[str, list[str]], watch: list[str], result: Path,
-               snapshot: list[str] | None = None, metrics: list[str] = ()) -> None:
+               snapshot: list[str] | None = None, metrics: list[str] = (),
+               verify: dict[str, dict] | None = None) -> None:
     spec = {"step": step, "store": str(store_root), "inputs": inputs, "outputs": outputs, "watch": watch,
-            "result": str(result), "metrics": list(metrics)}
+            "verify": verify or {}, "result": str(result), "metrics": list(metrics)}
     if snapshot is not None:
         spec["snapshot"] = snapshot
     path.parent.mkdir(parents=True, exist_ok=True)

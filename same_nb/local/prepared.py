@@ -33,6 +33,9 @@ def _content_key(notebook: Path, manifest: Path | None) -> str:
     if manifest is not None and manifest.exists():
         h.update(str(manifest.resolve()).encode())
         h.update(manifest.read_bytes())
+    learned = notebook.parent / ".same" / "learned.json"   # effects earlier runs taught change the plan
+    if learned.exists():
+        h.update(learned.read_bytes())
     return h.hexdigest()[:32]
 
 
@@ -73,10 +76,11 @@ def prepare(notebook: Path, manifest_path: Path | None = None) -> Prepared:
             pass                                    # a damaged cache entry is rebuilt below
 
     from same_nb.bundle.build import compile_notebook
+    from same_nb.store.learned import load_learned
 
     tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    result = compile_notebook(notebook, tmp / "bundle", manifest)
+    result = compile_notebook(notebook, tmp / "bundle", manifest, learned=load_learned(notebook))
     pipeline = result.inspection.pipeline
     config = _run_config(result.inspection.manifest)
     pipeline_dict = pipeline.to_dict()

@@ -74,6 +74,10 @@ class Runner:
         for s in self.p.steps:
             for i in s.variable_inputs:
                 self.consumers.setdefault((i.producer, i.name), []).append(s.name)
+        self.position = {s.name: i for i, s in enumerate(self.p.steps)}     # notebook order
+        self.ancestors = _ancestors(self.order, self.upstream)
+        self.touched: dict[str, list[tuple[str, str]]] = {}   # file -> [(step, "read" | "write")]
+        self.learned: list[dict] = []                         # effects this run observed
         self.pool = None
         self.running: dict[Future, str] = {}
         self.kernels: dict[str, object] = {}
@@ -94,6 +98,10 @@ class Runner:
             if self.pool is not None:
                 self.pool.close()
             executor.shutdown(wait=True, cancel_futures=True)
+            if self.learned:
+                from same_nb.store.learned import record_learned
+
+                record_learned(self.req.notebook, self.learned)
         return self.states
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -283,7 +291,8 @@ class Runner:
         outputs = {o: sorted(self.consumers[(name, o)]) for (prod, o) in self.consumers if prod == name}
         write_spec(spec, step=name, store_root=self.artifacts.resolve(),
                    inputs={r["name"]: r for r in st.inputs}, outputs=outputs, watch=step.watch, result=result,
-                   snapshot=[] if self.req.snapshot else None, metrics=self.p.metrics)
+                   snapshot=[] if self.req.snapshot else None, metrics=self.p.metrics,
+                   verify=self._verify(step))
         st.executed, st.log = self.run_dir / "steps" / f"{name}.ipynb", sdir / "log.txt"
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
                               code_sha256=st.info["code"])
@@ -300,6 +309,62 @@ class Runner:
             self.kernels.pop(name, None)
             # Shutting a kernel down takes ~0.2 s: do it off the critical path.
             threading.Thread(target=kernel.shutdown, daemon=True).start()
+
+    def _verify(self, step: Step) -> dict[str, dict]:
+        """Inputs that a later step (in notebook order) also reads, in the same version: the step checks
+        at run time that it left them unchanged, since a change would not reach those readers."""
+        later = [s for s in self.p.steps if self.position[s.name] > self.position[step.name]]
+        mutable = {p.name for p in self.p.parameters if p.type in ("list", "dict")}
+        verify = {}
+        for inp in step.inputs:
+            if inp.kind == "variable":
+                readers = [c for c in self.consumers.get((inp.producer, inp.name), [])
+                           if self.position[c] > self.position[step.name]]
+            elif inp.name in mutable:
+                readers = [s.name for s in later if any(i.name == inp.name and i.kind == "parameter"
+                                                        for i in s.inputs)]
+            else:
+                continue
+            if readers:
+                verify[inp.name] = {"producer": inp.producer, "readers": readers}
+        return verify
+
+    def _learn_from(self, name: str, result_path: Path) -> None:
+        """A step that failed on an unplanned change leaves it in its result: keep it for next time."""
+        import json
+
+        try:
+            unplanned = json.loads(result_path.read_text()).get("unplanned", [])
+        except (OSError, ValueError):
+            return
+        self.learned += [{"kind": "mutation", "step": name, "name": u["name"], "how": u.get("how"),
+                          "run": self.run_id} for u in unplanned]
+
+    def _file_hazard(self, name: str, files_in: list[dict], files_out: list[dict]) -> str | None:
+        """Two steps of this run touched one file, at least one writing it, without one waiting for the
+        other: the reader may have seen a stale copy, or the writes may land in either order."""
+        mine = [(r["name"], "read") for r in files_in if r.get("role") == "file"]
+        mine += [(r["name"], "write") for r in files_out if r.get("role") == "file"]
+        problem = None
+        for path, mode in mine:
+            for other, other_mode in self.touched.get(path, []):
+                if other == name or "write" not in (mode, other_mode):
+                    continue
+                if other in self.ancestors[name] or name in self.ancestors[other]:
+                    continue
+                first, second = sorted((name, other), key=self.position.get)
+                self.learned.append({"kind": "order", "before": first, "after": second, "run": self.run_id,
+                                     "why": f"file {path}"})
+                if problem is None:
+                    writer = name if mode == "write" else other
+                    problem = (f"steps '{first}' and '{second}' both used the file {path} ('{writer}' wrote "
+                               f"it) but neither waits for the other, so the result depends on timing; a "
+                               f"top-to-bottom run does '{first}' first. same-nb has learned this: run "
+                               f"again and '{second}' will run after '{first}'. To make it explicit, tag "
+                               f"the first cell of '{second}' with after:{first}.")
+        for path, mode in mine:
+            self.touched.setdefault(path, []).append((name, mode))
+        return problem
 
     def _finish(self, name: str, fut: Future) -> None:
         st = self.states[name]
@@ -321,10 +386,21 @@ class Runner:
                 rec.setdefault("location", str(self.artifacts.resolve() / rec["sha256"][:2] / rec["sha256"]))
         else:
             st.status, st.error = "failed", outcome.error
+            self._learn_from(name, self.run_dir / "steps" / name / "result.json")
+            if (st.error or {}).get("ename") == "MissingOutputError":
+                from same_nb.local.missing import explain_missing, missing_names
+
+                names = missing_names(st.error.get("evalue", ""))
+                if names:
+                    st.error["evalue"] += " " + explain_missing(self.p.step(name), names)
         from same_nb.runtime.fileio import result_records  # files read/written, datasets used
 
         files_in, files_out = result_records(str(self.run_dir / "steps" / name / "result.json"),
                                              {r["name"] for r in st.inputs} | set(st.outputs))
+        hazard = self._file_hazard(name, files_in, files_out) if st.status == "success" else None
+        if hazard:
+            st.status, st.error = "failed", {"ename": "FileOrderError", "evalue": hazard, "where": "files",
+                                             "cell": None, "cell_id": None, "line": None, "traceback": ""}
         self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs + files_in,
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()]
                                + files_out,
@@ -347,6 +423,13 @@ class Runner:
             self.states[n].status = "cancelled"
         if names:
             self.store.mark_steps(self.run_id, names, "cancelled")
+
+
+def _ancestors(order: list[str], upstream: dict[str, list[str]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for name in order:                      # topological: every upstream step is done already
+        found[name] = set(upstream[name]).union(*(found[u] for u in upstream[name]))
+    return found
 
 
 def _import_executor() -> None:

@@ -14,6 +14,10 @@ class MissingOutputError(StepRuntimeError):
     """A step finished without defining a variable that later steps read."""
 
 
+class UnplannedEffectError(StepRuntimeError):
+    """A step changed something a later step reads, and the plan did not carry the change."""
+
+
 class ModuleValueError(StepRuntimeError):
     """A module was asked to be serialized; modules are re-imported by each step instead."""
 

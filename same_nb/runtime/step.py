@@ -6,10 +6,12 @@ The runner writes a spec file per step::
      "inputs": {"df": {"name": "df", "sha256": "...", "kind": "pandas-dataframe", ...}},
      "outputs": {"model": ["evaluate"]},       # variable -> steps that read it
      "watch": ["df"],                           # inputs passed to calls analysis can't see into
+     "verify": {"df": {"producer": "load", "readers": ["evaluate"]}},   # inputs later steps read too
      "result": "/abs/.same/runs/7/steps/train/result.json"}
 
 ``load_inputs`` fills the kernel namespace; ``save_outputs`` stores the outputs and writes the
 result file the runner reads: ``{"step", "outputs": {name: record}, "warnings": [{name, message}],
+"unplanned": [{"kind": "mutation", "name", "how", "producer", "readers"}],
 "files": [file records, see fileio], "datasets": [dataset records],
 "durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}}}``.
 """
@@ -26,7 +28,8 @@ from . import fileio as _fileio
 from . import metrics as _metrics
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
-from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError
+from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
+from .fingerprints import UNHASHABLE, content_hash
 from .serializers import dump_value, fingerprint, load_value, qualified_type_name
 
 
@@ -35,6 +38,7 @@ class _Loaded:
     seconds: float = 0.0
     per_input: dict[str, float] = field(default_factory=dict)
     watched: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, fingerprint)
+    verified: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, content hash)
 
 
 _LOADED: dict[str, _Loaded] = {}  # by absolute spec path: load_inputs -> save_outputs in one kernel
@@ -72,8 +76,12 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 f"step '{spec['step']}' could not load input '{name}' ({record.get('type')}, "
                 f"artifact {record.get('sha256')}): {type(exc).__name__}: {exc}") from exc
         state.per_input[name] = time.perf_counter() - t0
-    for name in spec.get("watch", []):
+    verify = spec.get("verify", {})
+    for name in verify:
         if name in namespace and name not in spec.get("outputs", {}):
+            state.verified[name] = (namespace[name], content_hash(namespace[name]))
+    for name in spec.get("watch", []):
+        if name in namespace and name not in spec.get("outputs", {}) and name not in verify:
             obj = namespace[name]
             try:
                 state.watched[name] = (obj, fingerprint(name, obj, store))
@@ -121,8 +129,10 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
 
     warnings = [{"name": name, "message": message}
                 for name, message in _changed_watched(loaded, namespace, store)]
+    unplanned = _unplanned_changes(loaded, namespace, spec.get("verify", {}))
     result = {
         "step": step,
+        "unplanned": unplanned,
         "outputs": records,
         "snapshot": _snapshot(namespace, store) if "snapshot" in spec else {},
         "metrics": _metrics.collect(namespace, spec.get("metrics", [])),
@@ -133,7 +143,41 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
                       "inputs": loaded.per_input, "outputs": per_output},
     }
     _write_json_atomic(Path(spec["result"]), result)
+    if unplanned:
+        raise UnplannedEffectError("\n".join(_unplanned_message(step, u) for u in unplanned))
     return result
+
+
+def _unplanned_changes(loaded: _Loaded, namespace: dict, verify: dict) -> list[dict]:
+    """Inputs that later steps also read, changed here without the plan carrying the change on."""
+    found = []
+    for name, (original, before) in loaded.verified.items():
+        if name not in namespace:
+            how = "deleted"
+        else:
+            current = namespace[name]
+            if current is original and before == UNHASHABLE:
+                continue                  # nothing to compare with: a value that never hashed
+            if content_hash(current) == before:
+                continue
+            how = "in place" if current is original else "reassigned"
+        info = verify.get(name, {})
+        found.append({"kind": "mutation", "name": name, "how": how, "producer": info.get("producer"),
+                      "readers": list(info.get("readers", []))})
+    return found
+
+
+def _unplanned_message(step: str, u: dict) -> str:
+    source = f"from step '{u['producer']}'" if u.get("producer") else "as a parameter"
+    readers = steps_phrase(u["readers"])
+    did = {"in place": "changed input '{n}' in place", "reassigned": "rebound input '{n}'",
+           "deleted": "deleted input '{n}'"}[u["how"]].format(n=u["name"])
+    return (f"step '{step}' {did} without the analysis seeing it (through an alias, a function or a "
+            f"library call), but {readers} also read{'s' if len(u['readers']) == 1 else ''} '{u['name']}' "
+            f"{source} and would get the value from before this step; a top-to-bottom run would not. "
+            f"same-nb has learned this effect: run again and {readers} will read '{u['name']}' from "
+            f"'{step}'. To make it explicit, change '{u['name']}' through its own name in '{step}' "
+            f"(e.g. `{u['name']}[...] = ...`, `{u['name']} = ...`).")
 
 
 _KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})

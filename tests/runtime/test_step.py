@@ -215,3 +215,48 @@ def test_runtime_works_as_a_standalone_copy(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"heavy_at_import": [], "f": 7, "df": [1, 2],
                                       "kinds": ["function", "pandas-dataframe"], "same_nb_loaded": False}
+
+
+def _verify_spec(tmp_path, step, inputs, verify, outputs=None) -> str:
+    path = write_spec(tmp_path, step, inputs=inputs, outputs=outputs)
+    spec = json.loads(open(path).read())
+    spec["verify"] = verify
+    open(path, "w").write(json.dumps(spec))
+    return path
+
+
+@pytest.mark.parametrize("code,how", [
+    ("b = a\nb.append(3)", "in place"),
+    ("globals()['a'] = [9]", "reassigned"),
+    ("del globals()['a']", "deleted"),
+])
+def test_an_unplanned_change_to_an_input_later_steps_read_fails_the_step(tmp_path, code, how):
+    from same_nb.runtime.errors import UnplannedEffectError
+
+    made = save_outputs(write_spec(tmp_path, "make", outputs={"a": ["alias", "use"]}), kernel("a = [1, 2]"))
+    spec = _verify_spec(tmp_path, "alias", {"a": made["outputs"]["a"]},
+                        {"a": {"producer": "make", "readers": ["use"]}})
+    ns = kernel()
+    load_inputs(spec, ns)
+    exec(code, ns)
+    with pytest.raises(UnplannedEffectError) as info:
+        save_outputs(spec, ns)
+    message = str(info.value)
+    assert "step 'alias'" in message and "'a'" in message and "step 'use'" in message
+    assert "run again" in message
+    result = json.loads((tmp_path / ".same/runs/1/steps/alias/result.json").read_text())
+    assert result["unplanned"] == [{"kind": "mutation", "name": "a", "how": how, "producer": "make",
+                                    "readers": ["use"]}]
+
+
+def test_unchanged_inputs_and_planned_outputs_pass_the_check(tmp_path):
+    made = save_outputs(write_spec(tmp_path, "make", outputs={"a": ["s"], "df": ["s"]}),
+                        kernel("import pandas as pd\na = [1]\ndf = pd.DataFrame({'x': [1.0, 2.0]})"))
+    inputs = {n: made["outputs"][n] for n in ("a", "df")}
+    verify = {n: {"producer": "make", "readers": ["later"]} for n in ("a", "df")}
+    spec = _verify_spec(tmp_path, "s", inputs, verify, outputs={"a": ["later"]})
+    ns = kernel()
+    load_inputs(spec, ns)
+    exec("total = df['x'].sum() + len(a)\na.append(2)", ns)   # `a` is this step's output: planned
+    result = save_outputs(spec, ns)
+    assert result["unplanned"] == []
