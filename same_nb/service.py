@@ -182,7 +182,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         status = "failed"
         try:
             states = runner.run()
-            status = "success" if all(s.status in ("success", "cached") for s in states.values()) else "failed"
+            status = "success" if all(s.status in ("success", "cached") or n in runner.stopped
+                                      for n, s in states.items()) else "failed"
         except KeyboardInterrupt:
             status = "cancelled"
             raise

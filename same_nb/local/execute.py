@@ -23,6 +23,7 @@ class StepOutcome:
     durations: dict = field(default_factory=dict)
     metrics: list[dict] = field(default_factory=list)
     error: dict | None = None           # {ename, evalue, cell, cell_id, line, traceback, where}
+    stopped: dict | None = None         # the step ended the notebook with sys.exit(0): {cell}
 
 
 def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
@@ -61,6 +62,16 @@ def _error_details(exc, executed: Path) -> dict:
     return err
 
 
+def _system_exit(executed: Path) -> dict:
+    try:
+        for c in json.loads(executed.read_text())["cells"]:
+            if any(o.get("ename") == "SystemExit" for o in c.get("outputs", [])):
+                return {"cell": c.get("metadata", {}).get("same_nb", {}).get("cell"), "cell_id": c.get("id")}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {"cell": None, "cell_id": None}
+
+
 def _running_cell(executed: Path) -> tuple[int | None, str | None]:
     """The source notebook's cell (and the executed cell's id) started last: the one that timed out."""
     try:
@@ -95,6 +106,10 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
                                error={"ename": type(exc).__name__, "evalue": str(exc), "cell": cell,
                                       "cell_id": cell_id, "line": None, "where": "kernel", "traceback": ""})
+    if not result_path.exists():
+        # papermill stops at a cell that raised SystemExit(0) and reports success, as a top-to-bottom
+        # run of the notebook ends there: no epilogue ran, so there is no result.
+        return StepOutcome(ok=True, seconds=time.perf_counter() - started, stopped=_system_exit(executed))
     result = json.loads(result_path.read_text())
     return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),

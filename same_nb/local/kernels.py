@@ -250,19 +250,26 @@ class KernelPool:
                 if len(self._futures) >= self._limit:
                     break
                 if step not in self._futures:
-                    env, python, spare = self._env_for(step), self._python_for(step), None
-                    if self._spare is not None and python is None and not self._extra_path and \
-                            self._spare.spare_spec == (self._kernel_name, self._cwd, env):
-                        spare, self._spare = self._spare, None
-                    self._futures[step] = self._pool.submit(
-                        start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
-                        env=env, modules=self._modules_for(step), extra_path=self._extra_path,
-                        python=python, log=self._log_for(step), spare=spare, background=index >= urgent)
+                    self._submit(step, background=index >= urgent)
+
+    def _submit(self, step: str, *, background: bool) -> None:
+        env, python, spare = self._env_for(step), self._python_for(step), None
+        if self._spare is not None and python is None and not self._extra_path and \
+                self._spare.spare_spec == (self._kernel_name, self._cwd, env):
+            spare, self._spare = self._spare, None
+        self._futures[step] = self._pool.submit(
+            start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
+            env=env, modules=self._modules_for(step), extra_path=self._extra_path,
+            python=python, log=self._log_for(step), spare=spare, background=background)
 
     def take(self, step: str) -> WarmKernel:
         """The step's kernel, starting it now if it was not prepared. Blocks until warm."""
-        self.prepare([step])
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the kernel pool is closed")
+            if step not in self._futures:
+                # Kernels warming for later steps may fill the limit: the step that runs now comes first.
+                self._submit(step, background=False)
             fut = self._futures[step]
         try:
             warm = fut.result()

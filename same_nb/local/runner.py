@@ -78,6 +78,7 @@ class Runner:
         self.ancestors = _ancestors(self.order, self.upstream)
         self.touched: dict[str, list[tuple[str, str]]] = {}   # file -> [(step, "read" | "write")]
         self.learned: list[dict] = []                         # effects this run observed
+        self.stopped: set[str] = set()                        # skipped because a step called sys.exit(0)
         self.pool = None
         self.running: dict[Future, str] = {}
         self.kernels: dict[str, object] = {}
@@ -182,6 +183,11 @@ class Runner:
             changed = self._changed_files(files)
             if changed:
                 st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
+                return False
+            needed = {o for (prod, o) in self.consumers if prod == name}
+            lacking = sorted(needed - {o["name"] for o in hit["outputs"]}) if hit else []
+            if lacking:    # e.g. that run stopped at sys.exit(0) before saving
+                st.reason = f"the cached run {hit['run_id']} did not save {lacking[0]}"
                 return False
             corrupt = self._corrupt_outputs(hit["outputs"]) if hit else []
             if corrupt:  # a miss: re-running the producer rewrites the artifact under its hash
@@ -379,7 +385,13 @@ class Runner:
         st.warnings = outcome.warnings
         st.metrics = [{**m, "logged_at": datetime.fromtimestamp(m["logged_at"], timezone.utc)}
                       for m in outcome.metrics]
-        if outcome.ok:
+        if outcome.ok and outcome.stopped is not None:
+            st.status = "success"
+            where = f" in cell {outcome.stopped['cell']}" if outcome.stopped.get("cell") else ""
+            st.reason = f"called sys.exit(0){where}: the notebook ends here"
+            self._stop_after(name, f"step '{name}' ended the notebook with sys.exit(0){where}, as a "
+                                   f"top-to-bottom run would")
+        elif outcome.ok:
             st.status = "success"
             st.outputs = outcome.outputs
             for rec in st.outputs.values():
@@ -408,6 +420,13 @@ class Runner:
                                metrics=st.metrics)
         self._emit(name, "COMPLETE" if st.status == "success" else "FAIL")
         self.progress.update(name, st)
+
+    def _stop_after(self, name: str, reason: str) -> None:
+        """Steps after ``name`` in notebook order never run: the notebook stopped there."""
+        for later in self.p.steps[self.position[name] + 1:]:
+            if self.states[later.name].status == "pending":
+                self._skip(later.name, reason)
+                self.stopped.add(later.name)
 
     def _skip(self, name: str, reason: str) -> None:
         st = self.states[name]
