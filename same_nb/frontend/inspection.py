@@ -26,12 +26,15 @@ class Inspection:
 
 
 def _manifest_for(pipeline: Pipeline, notebook: Path, manifest_path: str | Path | None):
-    from same_nb.frontend.manifest import find_manifest, load_manifest, resolve_manifest
+    from same_nb.frontend.manifest import find_manifest, load_manifest, manifest_diagnostics, resolve_manifest
 
     found = find_manifest(notebook, Path(manifest_path) if manifest_path else None)
     manifest = load_manifest(found) if found else None
-    return resolve_manifest(manifest, notebook, {p.name: p.default for p in pipeline.parameters},
-                            [s.name for s in pipeline.steps])
+    resolved = resolve_manifest(manifest, notebook, {p.name: p.default for p in pipeline.parameters},
+                                [s.name for s in pipeline.steps],
+                                {s.name: [t for c in s.cells for t in c.tags] for s in pipeline.steps})
+    pipeline.diagnostics.extend(manifest_diagnostics(resolved, found))   # SAME fields same-nb ignores
+    return resolved
 
 
 def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None, *,

@@ -40,6 +40,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_KINDS = {ast.JoinedStr: "an f-string is computed", ast.Name: "a variable", ast.Call: "a call is computed",
+          ast.BinOp: "it is computed", ast.BoolOp: "it is computed", ast.Compare: "it is computed",
+          ast.Attribute: "an attribute is computed", ast.Subscript: "a subscript is computed",
+          ast.IfExp: "it is computed", ast.Lambda: "a function", ast.ListComp: "a comprehension is computed",
+          ast.DictComp: "a comprehension is computed", ast.SetComp: "a comprehension is computed",
+          ast.GeneratorExp: "a generator is computed", ast.Starred: "unpacking is computed",
+          ast.Await: "it is computed", ast.NamedExpr: "it is computed"}
+_MAX_SHOWN = 60
+
+
+def _shown(source: str, node: ast.AST) -> str:
+    text = " ".join((ast.get_source_segment(source, node) or type(node).__name__).split())
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN - 1] + "…"
+
+
+def _offender(node: ast.AST) -> tuple[ast.AST, str] | None:
+    """The innermost part of a value that keeps it from being a parameter, and why; None if it is fine.
+    A 20-line dict with one f-string in it is reported as that f-string, on its own line."""
+    try:
+        _literal(node)
+        return None
+    except _Rejected as exc:
+        reason = str(exc)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        reason = ""
+    if isinstance(node, ast.Dict) and None in node.keys:
+        return node, "`**` unpacking is computed"
+    children = (list(node.keys) + list(node.values) if isinstance(node, ast.Dict)
+                else list(node.elts) if isinstance(node, (ast.List, ast.Tuple, ast.Set)) else [])
+    if not isinstance(node, ast.Set):
+        for child in children:
+            found = _offender(child)
+            if found:
+                return found
+    return node, reason or _KINDS.get(type(node), "it is computed")
+
+
 def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list[Parameter]:
     """Parameters declared in the cell, in order; anything but literal assignments is an error."""
     def fail(msg: str, line: int | None) -> SameError:
@@ -60,18 +97,23 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
         else:
             kind = type(stmt).__name__
             raise fail(f"only assignments of literals and comments are allowed, found {kind} "
-                       f"`{ast.get_source_segment(source, stmt) or kind}`", stmt.lineno)
+                       f"`{_shown(source, stmt)}`", stmt.lineno)
         for target in targets:
             if not isinstance(target, ast.Name):
                 raise fail("each parameter must be assigned to a plain name", stmt.lineno)
-        segment = ast.get_source_segment(source, value) or "value"
         try:
             default = _literal(value)
-        except _Rejected as exc:
-            raise fail(f"`{segment}` cannot be a parameter ({exc})", stmt.lineno) from None
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            raise fail(f"`{segment}` is not a literal (it is computed); parameters must be numbers, strings, "
-                       "booleans, None, or lists/dicts of those", stmt.lineno) from None
+        except RecursionError:
+            raise fail(f"`{_shown(source, value)}` is nested too deeply to be a parameter", stmt.lineno) from None
+        except (_Rejected, ValueError, TypeError, SyntaxError, MemoryError):
+            node, reason = _offender(value) or (value, "it is computed")
+            names = ", ".join(t.id for t in targets)
+            where = "" if node is value else f" in `{names}`"
+            if isinstance(node, ast.Set) or reason.endswith(("allowed", "YAML", "finite number")):
+                raise fail(f"`{_shown(source, node)}`{where} cannot be a parameter ({reason})",
+                           node.lineno) from None
+            raise fail(f"`{_shown(source, node)}`{where} is not a literal ({reason}); parameters must be "
+                       "numbers, strings, booleans, None, or lists/dicts of those", node.lineno) from None
         for target in targets:
             params[target.id] = Parameter(name=target.id, default=default, type=type_name(default),
                                           line=stmt.lineno)

@@ -1,6 +1,7 @@
 """How each kind of value is written to and read from an artifact file.
 
-The registry is an ordered list: the first serializer whose ``matches`` accepts a value writes it;
+The registry is one ordered table, ``SERIALIZERS``: the first serializer whose ``matches`` accepts a value
+writes it;
 if it cannot write that value exactly it raises ``_Inexact`` and the next one is tried, ending at
 pickle (cloudpickle, protocol 5), which accepts anything picklable. ``matches`` never imports a
 heavy module: a value can only be a DataFrame if pandas is already in ``sys.modules``.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import notebook_pickle
+from . import serializers_ml as ml
 from .artifacts import ArtifactStore, hash_file
 from .errors import ModuleValueError, SpecError
 from .rebind import is_notebook_cached_function, is_notebook_class, is_notebook_function, rebind
@@ -37,8 +39,7 @@ class Serializer:
     load: Callable[[Path], Any]
 
 
-class _Inexact(Exception):
-    """This serializer cannot write this value so that it loads back identical."""
+_Inexact = ml.Inexact     # this serializer cannot write this value so that it loads back identical
 
 
 def qualified_type_name(obj: object) -> str:
@@ -197,6 +198,13 @@ SERIALIZERS: list[Serializer] = [
     Serializer("pandas-dataframe", _is_dataframe, _dump_dataframe, _load_dataframe),
     Serializer("pandas-series", _is_series, _dump_series, _load_series),
     Serializer("numpy-array", _is_plain_array, _dump_array, _load_array),
+    # Libraries' own formats, each used only when the library is imported (serializers_ml.py).
+    Serializer("xgboost-booster", ml.is_xgboost_booster, ml.dump_xgboost_booster, ml.load_xgboost_booster),
+    Serializer("xgboost-dmatrix", ml.is_xgboost_dmatrix, ml.dump_xgboost_dmatrix, ml.load_xgboost_dmatrix),
+    Serializer("lightgbm-booster", ml.is_lightgbm_booster, ml.dump_lightgbm_booster, ml.load_lightgbm_booster),
+    Serializer("torch-tensor", ml.is_torch_tensor, ml.dump_torch_tensor, ml.load_torch_tensor),
+    Serializer("torch-module", ml.is_torch_module, ml.dump_torch_module, ml.load_torch_module),
+    Serializer("keras-model", ml.is_keras_model, ml.dump_keras_model, ml.load_keras_model),
     Serializer("function", _is_notebook_callable, _dump_pickle, _load_pickle),
     Serializer("class", is_notebook_class, _dump_pickle, _load_pickle),
     Serializer("pickle", lambda obj: True, _dump_pickle, _load_pickle),

@@ -53,6 +53,13 @@ def read_datasets(manifest: Path) -> dict[str, dict]:
         raise SameError("datasets: must map names to {url, sha256}", path=str(manifest))
     specs = {}
     for name, spec in section.items():
+        if isinstance(spec, dict) and "url" not in spec and ("environments" in spec or "default" in spec):
+            from same_nb.frontend.manifest_same import dataset_url
+
+            url, _ = dataset_url(spec)     # SAME's form; what is left out is warned about by inspect
+            if url is None:
+                continue
+            spec = {"url": url}
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str) or not spec["url"]:
             raise SameError(f"datasets.{name}: needs a url", path=str(manifest))
         sha = spec.get("sha256")

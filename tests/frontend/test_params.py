@@ -100,3 +100,28 @@ def test_wrong_types_are_refused_naming_parameter_and_source(default, raw):
     with pytest.raises(SameError) as info:
         coerce_value(param(default), raw, source="-p p")
     assert "parameter 'p' expects" in info.value.message and "-p p" in info.value.message
+
+
+def test_a_computed_part_of_a_long_value_is_shown_alone_on_its_own_line():
+    # Not the whole 20-line dict: the f-string, on the line where it is.
+    source = "config = {\n" + "".join(f"    'k{i}': {i},\n" for i in range(18)) + \
+        "    'path': f'{base}/data.csv',\n}"
+    with pytest.raises(SameError) as info:
+        parse(source)
+    assert info.value.line == 20
+    assert info.value.message == ("parameters cell: `f'{base}/data.csv'` in `config` is not a literal (an f-string "
+                                  "is computed); parameters must be numbers, strings, booleans, None, or "
+                                  "lists/dicts of those")
+
+
+@pytest.mark.parametrize("source, line, message", [
+    ("x = [1,\n  n]", 2, "`n` in `x` is not a literal (a variable)"),
+    ("x = {'a': {'b': len(y)}}", 1, "`len(y)` in `x` is not a literal (a call is computed)"),
+    ("x = {'a': 1,\n 'b': {1, 2}}", 2, "`{1, 2}` in `x` cannot be a parameter (set values are not allowed)"),
+    ("x = {**base}", 1, "`{**base}` is not a literal (`**` unpacking is computed)"),
+    ("x = '" + "a" * 100 + "' + y", 1, "`'" + "a" * 58 + "…` is not a literal"),
+])
+def test_offending_part_is_named(source, line, message):
+    with pytest.raises(SameError) as info:
+        parse(source)
+    assert message in info.value.message and info.value.line == line

@@ -19,6 +19,10 @@ from same_nb.frontend.tags import RULES, parse_tag, parse_tags, step_name_from_s
     ("pipeline-metrics", "metrics", None, "kale"),
     ("same_step_0", "step", "same_step_0", "same"),
     ("same_step_12", "step", "same_step_12", "same"),
+    ("block:", "continue", None, "kale"),
+    ("block: ", "continue", None, "kale"),
+    ("environment=private_environment", "environment", "private_environment", "same"),
+    ("injected-parameters", "injected", None, "papermill"),
 ])
 def test_each_convention_maps_to_one_meaning(raw, meaning, arg, origin):
     tag = parse_tag(raw)
@@ -42,7 +46,8 @@ def test_whitespace_around_tag_and_argument_is_ignored():
     assert (tag.meaning, tag.arg, tag.raw) == ("step", "load", "  step: load ")
 
 
-@pytest.mark.parametrize("raw", ["hide-input", "injected-parameters", "Step:x", "steps:x", "parametersx",
+@pytest.mark.parametrize("raw", ["hide-input", "limit:nvidia.com/gpu:1", "cache=P0D", "environment=",
+                                 "Step:x", "steps:x", "parametersx",
                                  "skipped", "same_step_x", "same_step_", "", "after", "block"])
 def test_other_tags_are_ignored_not_errors(raw):
     assert parse_tag(raw) is None

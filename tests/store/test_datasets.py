@@ -123,3 +123,14 @@ def test_step_records_the_dataset_it_used(tmp_path: Path, monkeypatch: pytest.Mo
     inputs = {i["name"]: (i["role"], i["sha256"]) for i in steps["load"]["inputs"]}
     assert inputs == {"table": ("dataset", SHA)}
     assert {i["role"] for i in steps["use"]["inputs"]} == {"variable"}
+
+
+def test_same_style_dataset_uses_its_default_environment(tmp_path: Path):
+    from same_nb.store.datasets import read_datasets
+
+    (tmp_path / "same.yaml").write_text(
+        "apiVersion: sameproject.io/v1alpha1\n"
+        "datasets:\n"
+        "  local:\n    schema_uri: x\n    environments:\n      default: data/t.csv\n      prod: s3://b/t.csv\n"
+        "  remote_only:\n    environments:\n      prod: s3://b/t.csv\n")
+    assert read_datasets(tmp_path / "same.yaml") == {"local": {"url": "data/t.csv", "sha256": None}}

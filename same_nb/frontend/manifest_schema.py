@@ -1,0 +1,223 @@
+"""same.yaml's schema: the pydantic models, with Kubernetes quantities, names and URLs checked."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic_core import PydanticCustomError
+
+from same_nb.frontend.manifest_same import SAME_API_VERSIONS, is_same_api_version
+
+API_VERSION = "same-nb/v1"
+SAME_API_VERSION = "sameproject.ml/v1alpha1"  # accepted so SAME users' files load
+DEFAULT_IMAGE = "python:3.11-slim"
+MANIFEST_NAME = "same.yaml"
+
+_STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_ENV_NAME = re.compile(r"[-._A-Za-z][-._A-Za-z0-9]*")   # Kubernetes' rule for env var names
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_QUANTITY = re.compile(r"(?P<num>\d+(\.\d*)?|\.\d+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def _custom(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)   # no context: the message is used verbatim
+
+
+def _number_to_text(value: Any) -> Any:
+    # YAML reads `cpu: 2` as an int; Kubernetes takes it as the quantity "2".
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_quantity(value: str) -> str:
+    if not _QUANTITY.fullmatch(value):
+        raise _custom("k8s_quantity", f"{value!r} is not a Kubernetes quantity (e.g. '500m', '2', '4Gi')")
+    return value
+
+
+def _quantity_value(text: str) -> Decimal:
+    match = _QUANTITY.fullmatch(text)
+    assert match, text   # only called on validated quantities
+    number, suffix = Decimal(match["num"]), match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * 1024 ** _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return number.scaleb(_DECIMAL[suffix])
+    return number.scaleb(int(suffix[1:]))
+
+
+def _pattern(regex: re.Pattern[str], what: str, hint: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise _custom("bad_value", f"{value!r} is not a valid {what}: {hint}")
+        return value
+    return AfterValidator(check)
+
+
+def _check_api_version(value: str) -> str:
+    if value != API_VERSION and not is_same_api_version(value):
+        raise _custom("api_version", f"{value!r} is not one of {API_VERSION!r} or SAME's "
+                      f"({', '.join(map(repr, SAME_API_VERSIONS))} or a SAME release such as '0.1.16')")
+    return value
+
+
+def _check_url(value: str) -> str:
+    if not value:
+        raise _custom("bad_url", "must not be empty")
+    scheme = _URL_SCHEME.match(value)
+    if scheme and scheme[1].lower() not in ("file", "http", "https"):
+        raise _custom("bad_url", f"unsupported URL scheme {scheme[1]!r} in {value!r}: use a local path, "
+                      "file://, http:// or https://")
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_to_text), AfterValidator(_check_quantity)]
+StepName = Annotated[str, _pattern(_STEP_NAME, "step name", "letters, digits, '_' and '-', "
+                                   "starting with a letter or '_'")]
+EnvName = Annotated[str, _pattern(_ENV_NAME, "environment variable name", "letters, digits, '_', '-' and '.', "
+                                  "not starting with a digit")]
+EnvMap = dict[EnvName, str]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    # defer_build: validators are built on first use, keeping `import` cheap for the CLI.
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_unset(cls, data: Any) -> Any:
+        # `steps:` with everything below commented out reads as null: treat it as absent.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class Metadata(_Model):
+    name: Annotated[str, Field(min_length=1)] | None = None
+    version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class NotebookSection(_Model):
+    path: Annotated[str, Field(min_length=1)] | None = None   # relative to the manifest's folder
+    kernel: str | None = None
+
+
+class Environment(_Model):
+    base_image: Annotated[str, Field(min_length=1)] = DEFAULT_IMAGE
+    python_version: Annotated[str, _pattern(_PYTHON_VERSION, "Python version", "like \"3.11\"")] | None = None
+    platform: str | None = None
+
+
+class RunSettings(_Model):
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    cache: bool = True
+    retries: NonNegative = 0
+    env: EnvMap = Field(default_factory=dict)
+
+
+class Dataset(_Model):
+    url: Annotated[str, AfterValidator(_check_url)]
+    sha256: Annotated[str, _pattern(_SHA256, "sha256", "64 lowercase hex characters")] | None = None
+
+
+class Resources(_Model):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    gpu: NonNegative | None = None
+    accelerator: str | None = None
+    cpu_limit: Quantity | None = None
+    memory_limit: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "Resources":
+        for request, limit in (("cpu", "cpu_limit"), ("memory", "memory_limit")):
+            low, high = getattr(self, request), getattr(self, limit)
+            if low is not None and high is not None and _quantity_value(high) < _quantity_value(low):
+                raise _custom("limit_below_request", f"{limit} {high!r} is less than {request} {low!r}")
+        return self
+
+
+class LockRef(_Model):
+    """Written by `same-nb compile`: the step's lockfile in the bundle and its sha256."""
+    path: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, _pattern(_SHA256, "sha256", "64 lowercase hex characters")]
+    fallback: bool = False
+
+
+class StepOverride(_Model):
+    image: Annotated[str, Field(min_length=1)] | None = None
+    resources: Resources | None = None
+    env: EnvMap = Field(default_factory=dict)
+    retries: NonNegative | None = None
+    cache: bool | None = None
+    lock: LockRef | None = None
+
+
+class OpenLineage(_Model):
+    transport: Literal["file", "http"]
+    path: Annotated[str, Field(min_length=1)] | None = None
+    url: Annotated[str, AfterValidator(_check_url)] | None = None
+    endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_transport(self) -> "OpenLineage":
+        needed, unused = ("path", ("url", "endpoint")) if self.transport == "file" else ("url", ("path",))
+        if getattr(self, needed) is None:
+            raise _custom("transport_field", f"transport {self.transport!r} needs {needed!r}")
+        extra = [name for name in unused if getattr(self, name) is not None]
+        if extra:
+            raise _custom("transport_field", f"{', '.join(extra)} not used with transport {self.transport!r}")
+        return self
+
+
+class Lineage(_Model):
+    openlineage: OpenLineage | None = None
+
+
+class StepConfig(_Model):
+    """One step's effective settings: its override merged over the run-level defaults."""
+    name: str
+    image: str
+    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = Field(default_factory=dict)
+    retries: int = 0
+    cache: bool = True
+
+
+class Manifest(_Model):
+    api_version: Annotated[str, AfterValidator(_check_api_version)] = Field(API_VERSION, alias="apiVersion")
+    metadata: Metadata = Field(default_factory=Metadata)
+    notebook: NotebookSection = Field(default_factory=NotebookSection)
+    environment: Environment = Field(default_factory=Environment)
+    run: RunSettings = Field(default_factory=RunSettings)
+    datasets: dict[str, Dataset] = Field(default_factory=dict)
+    steps: dict[StepName, StepOverride] = Field(default_factory=dict)
+    lineage: Lineage | None = None
+    # Not fields: never validated from a file, never dumped.
+    _warnings: list[str] = PrivateAttr(default_factory=list)            # SAME fields same-nb ignores, …
+    _same_environments: dict[str, str] = PrivateAttr(default_factory=dict)   # SAME environment → image
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per field that loaded with a warning: "field.path: why", oldest first."""
+        return list(self._warnings)
+
+    def step_config(self, name: str) -> StepConfig:
+        override = self.steps.get(name) or StepOverride()
+        return StepConfig(
+            name=name,
+            image=override.image or self.environment.base_image,
+            resources=(override.resources or Resources()).model_copy(deep=True),
+            env={**self.run.env, **override.env},
+            retries=self.run.retries if override.retries is None else override.retries,
+            cache=self.run.cache if override.cache is None else override.cache,
+        )
