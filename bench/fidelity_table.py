@@ -1,9 +1,10 @@
 """The fidelity suite (issue #13) as a table: every adversarial notebook run top to bottom and as a
 same-nb pipeline with -j 2 and -j 1, classified; prints the markdown table and every SILENT-DIFF.
 
-    python bench/fidelity_table.py [--cases N] [--work DIR] [--json FILE]
+    python bench/fidelity_table.py [--cases N | --only CASE...] [--jobs 2 1] [--work DIR] [--json FILE]
 
-Takes about 15 s per notebook on 2 cores, two notebooks at a time.
+Measured on 2 cores, two notebooks at a time: 28-36 min for the 204 notebooks (about 8-11 s each:
+one papermill run plus two same-nb runs, each paying kernel start-ups).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", default=os.environ.get(suite.ENV_CASES),
                     help="a deterministic sample of N cases (default: all)")
+    ap.add_argument("--only", nargs="+", metavar="CASE", help="run just these cases")
     ap.add_argument("--jobs", type=int, nargs="+", default=[2, 1], help="the -j values to run (default: 2 1)")
     ap.add_argument("--workers", type=int, default=2, help="cases run at once (default: 2)")
     ap.add_argument("--work", help="keep the run folders here (default: a temporary folder, removed)")
@@ -35,6 +37,11 @@ def main(argv=None) -> int:
         work = Path(args.work) if args.work else Path(tmp)
         paths = {p.stem: p for p in generate.generate(work / "notebooks")}
         names = suite.sample(list(paths), args.cases)
+        if args.only:
+            unknown = sorted(set(args.only) - set(paths))
+            if unknown:
+                ap.error(f"no such cases: {', '.join(unknown)}")
+            names = [n for n in names if n in args.only]
         print(f"{len(names)} notebooks, -j {' and '.join(map(str, args.jobs))}, {args.workers} at a time",
               file=sys.stderr, flush=True)
         started = time.monotonic()

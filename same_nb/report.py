@@ -24,7 +24,7 @@ def dag_lines(pipeline: Pipeline, levels: list[list[str]]) -> list[str]:
     for depth, group in enumerate(levels):
         lines.append(f"  {depth + 1}. " + "  |  ".join(group) + ("   (run in parallel)" if len(group) > 1 else ""))
     for e in pipeline.edges:
-        label = ", ".join(e.names) if e.kind == "data" else "after:"
+        label = ", ".join(e.reasons())
         lines.append(f"     {e.src} → {e.dst}  [{label}]")
     return lines
 

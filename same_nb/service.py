@@ -74,15 +74,18 @@ class RunResult:
 def _isolated_kernels(notebook: Path, prepared) -> tuple[dict[str, str], str]:
     """Each step's kernel interpreter: a venv built from the step's lock plus ipykernel, and a copy
     of the step runtime on PYTHONPATH (never the environment same-nb itself is installed in)."""
+    import hashlib
     import shutil
     from importlib import metadata
 
     from same_nb._version import __version__
     from same_nb.envs.verify import ensure_kernel_venv
 
-    runtime_root = notebook.parent / ".same" / "runtime" / __version__
+    src = Path(__file__).parent / "runtime"
+    files = sorted(src.glob("*.py"))
+    digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:12]
+    runtime_root = notebook.parent / ".same" / "runtime" / f"{__version__}-{digest}"   # a copy per runtime content
     if not (runtime_root / "same_nb" / "runtime" / "step.py").exists():
-        src = Path(__file__).parent / "runtime"
         tmp = runtime_root.with_name(f"{runtime_root.name}.tmp{os.getpid()}")
         shutil.copytree(src, tmp / "same_nb" / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
         (tmp / "same_nb" / "__init__.py").write_text("")

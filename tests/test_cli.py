@@ -22,7 +22,7 @@ EXE = shutil.which("same-nb")
 
 def prepare(root: Path) -> dict[str, list[list[str]]]:
     """Inputs under root; name -> commands run one after the other (each a `same-nb` argv)."""
-    for name in ("branching", "opaque_mutation", "kale_conventions", "error_not_json", "error_not_notebook",
+    for name in ("branching", "opaque_mutation", "undefined_name", "kale_conventions", "error_not_json", "error_not_notebook",
                  "error_r_kernel", "error_no_code", "error_duplicate_step", "error_cycle",
                  "error_after_missing", "error_params_not_literal"):
         shutil.copy(NOTEBOOKS / f"{name}.ipynb", root)
@@ -36,7 +36,7 @@ def prepare(root: Path) -> dict[str, list[list[str]]]:
     nb = lambda name: str(root / f"{name}.ipynb")  # noqa: E731
     cases = {name: [["inspect", nb(name)]] for name in (
         "error_not_json", "error_not_notebook", "error_r_kernel", "error_no_code", "error_duplicate_step",
-        "error_cycle", "truncated", "binary", "a_folder", "missing", "syntax", "branching", "opaque_mutation")}
+        "error_cycle", "truncated", "binary", "a_folder", "missing", "syntax", "branching", "opaque_mutation", "undefined_name")}
     cases.update({
         "json_bad": [["inspect", "--json", nb("error_cycle")]],
         "json_good": [["inspect", "--json", nb("branching")]],
@@ -114,9 +114,9 @@ def test_inspect_prints_steps_dag_and_no_problems(cli):
 
 
 def test_inspect_prints_diagnostics_with_cell_and_line(cli):
-    proc = result(cli, "opaque_mutation")
+    proc = result(cli, "undefined_name")
     assert proc.returncode == 0
-    assert "warning: [shuffle] cell 2 (id c2), line 1: 'items' is passed to random.shuffle();" in proc.stdout
+    assert "warning: [a] cell 1 (id c1), line 1: 'mystery' is not defined anywhere" in proc.stdout
     assert "Diagnostics (0 errors, 1 warnings):" in proc.stdout
 
 

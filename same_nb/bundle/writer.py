@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import cache
 from json import dumps as _json_scalar
@@ -11,7 +12,7 @@ from pathlib import Path
 from same_nb._version import __version__
 from same_nb.bundle.templates import render
 from same_nb.errors import SameError
-from same_nb.frontend.ir import Pipeline, Step
+from same_nb.frontend.ir import STATE_VARIABLES, Pipeline, Replay, Step
 
 SPEC_VARIABLE = "_same_nb_spec"        # papermill injects the run's spec path under this name
 # papermill injects parameters after the first `parameters` cell and *replaces* an
@@ -78,6 +79,54 @@ def to_json(value, indent: str = "\n") -> str:
     return _json_scalar(value)
 
 
+def _replay_lines(replay: Replay, emitted: set[str]) -> list[str]:
+    """A replayed statement (user code taken from the AST, so strings are re-quoted), with the imports
+    it needs; inside a function when it binds names, under a check when its library may be absent."""
+    lines = [f"# set in step {replay.step} (cell {replay.cell}, line {replay.line})"]
+    body = [i for i in replay.imports if replay.guard or i not in emitted]
+    emitted.update(body)
+    statement = replay.statement
+    if replay.wrap:
+        statement = "def _same_nb_replay():\n" + textwrap.indent(statement, "    ") + \
+            "\n_same_nb_replay()\ndel _same_nb_replay"
+    body.append(statement)
+    if replay.guard:
+        lines.append(f"if _same_nb_state.imported({replay.guard!r}):")
+        lines.append(textwrap.indent("\n".join(body), "    "))
+    else:
+        lines.extend(body)
+    return lines
+
+
+def _prologue(step: Step) -> str:
+    """Before the inputs load: the imports and the configuration that needs no variable, in notebook
+    order (`sys.path.append("lib")` before `import mylib`); after: the rest, then generator states."""
+    emitted: set[str] = set()
+    early = [r for r in step.replay if not r.after_inputs]
+    if early:
+        items = [((i.cell or 0, i.line or 0), [i.statement]) for i in step.replay_imports]
+        items += [((r.cell or 0, r.line or 0), r) for r in early]
+        before: list[str] = []
+        for _, item in sorted(items, key=lambda pair: pair[0]):
+            if isinstance(item, Replay):
+                before += _replay_lines(item, emitted)
+            elif item[0] not in emitted:
+                emitted.add(item[0])
+                before.append(item[0])
+    else:
+        before = [i.statement for i in step.replay_imports]
+        emitted.update(before)
+    after = [line for r in step.replay if r.after_inputs for line in _replay_lines(r, emitted)]
+    restores = [(i.name, repr(STATE_VARIABLES[i.name])) for i in step.inputs if i.name in STATE_VARIABLES]
+    return render("prologue.py.j2", step=step, before_inputs=before, after_inputs=after, restores=restores,
+                  planned=repr(list(step.state_writes)))
+
+
+def _epilogue(step: Step) -> str:
+    captures = [(name, repr(STATE_VARIABLES[name])) for name in step.outputs if name in STATE_VARIABLES]
+    return render("epilogue.py.j2", step=step, captures=captures)
+
+
 def _cell(cell_type: str, cell_id: str, source: str, metadata: dict) -> dict:
     cell = {"cell_type": cell_type, "id": cell_id, "metadata": metadata, "source": source.splitlines(True)}
     if cell_type == "code":
@@ -93,7 +142,7 @@ def step_notebook(pipeline: Pipeline, step: Step) -> dict:
                      notebook=Path(pipeline.notebook).name,
                      cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"), {}),
         _cell("code", "same-nb-parameters", _parameters_source(pipeline, step), {"tags": ["parameters"]}),
-        _cell("code", "same-nb-prologue", render("prologue.py.j2", step=step).rstrip("\n"),
+        _cell("code", "same-nb-prologue", _prologue(step).rstrip("\n"),
               {"tags": ["same-nb-prologue"]}),
     ]
     for c in pipeline.prelude:
@@ -104,12 +153,14 @@ def step_notebook(pipeline: Pipeline, step: Step) -> dict:
         if tags:
             meta["tags"] = tags
         cells.append(_cell("code" if c.cell_type == "code" else "markdown", c.id, c.source, meta))
-    cells.append(_cell("code", "same-nb-epilogue", render("epilogue.py.j2", step=step).rstrip("\n"),
+    cells.append(_cell("code", "same-nb-epilogue", _epilogue(step).rstrip("\n"),
                        {"tags": ["same-nb-epilogue"]}))
+    same = {"pipeline": pipeline.name, "step": step.name, "version": __version__}
+    if step.state_writes:       # the channels the step is planned to change: any other change is unplanned
+        same["state_writes"] = list(step.state_writes)
     return {"cells": cells, "nbformat": 4, "nbformat_minor": 5, "metadata": {
         "kernelspec": {"name": pipeline.kernel, "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-        "same_nb": {"pipeline": pipeline.name, "step": step.name, "version": __version__},
+        "language_info": {"name": "python"}, "same_nb": same,
     }}
 
 

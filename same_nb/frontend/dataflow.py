@@ -1,36 +1,38 @@
 """Resolve what each step reads and writes, walking statements in notebook order.
 
 A name a step reads before binding it resolves to the latest earlier binding: a variable from the
-step that last produced it (data edge), an import (replayed, not data), or a parameter. Functions
-and classes travel by value; the globals they read become inputs of every step that uses them.
-A step that changes a value it received (variable or parameter) becomes that value's producer for
-later steps; one that `del`s an earlier step's name needs it as an input, since `del` needs it bound.
+step that last produced it (data edge), an import (replayed, not data; `lib = np` too), or a parameter.
+Functions, classes, assigned lambdas, partials and closures travel by value; the globals their code
+reads become inputs of every step that uses them, and what their code changes (globals, their own
+state, arguments) is changed by every step that uses them.
+A step that changes a value it received (variable or parameter), directly, through another name for
+the same object, or by calling such code, becomes that value's producer for later steps. A step that
+binds a name on only some paths takes the earlier value as an input when someone reads the name after
+it, so the earlier value passes through when the binding does not happen. One that `del`s an earlier
+step's name needs it as an input, since `del` needs it bound.
 """
 from __future__ import annotations
 
 import builtins
-from bisect import bisect_right
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
-from same_nb.frontend.analysis import CellAnalysis, Statement
+from same_nb.frontend.aliases import import_alias
+from same_nb.frontend.bindings import Binding, Shared, Unresolved, carry
+from same_nb.frontend.facts import CellAnalysis, Statement
+from same_nb.frontend.flowdiagnostics import MUTABLE_PARAMETER_TYPES, finish
 from same_nb.frontend.grouping import StepDraft
 from same_nb.frontend.ir import Diagnostic, Import, Input
 from same_nb.frontend.notebook import NotebookCell
+from same_nb.frontend.sharing import HOLDS, PART, SAME, Reached, SharedObjects
 
-MUTABLE_PARAMETER_TYPES = frozenset({"list", "dict"})
 # Names the IPython kernel provides in every namespace.
 KERNEL_NAMES = frozenset(dir(builtins)) | {
     "get_ipython", "display", "In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh",
     "exit", "quit", "__name__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__",
 }
-
-
-@dataclass
-class Binding:
-    step: str
-    kind: str                         # data | import | def
-    imp: Import | None = None
-    deferred: list[str] = field(default_factory=list)    # globals a def/class reads when used
+# IPython's output and input history: `_`, `__`, `___`, `_5`, `Out`, `In`, `_i`, `_i5`, ...
+OUTPUT_HISTORY = re.compile(r"_{1,3}|_\d+|_i{1,3}|_i\d+|_ih|_oh|In|Out")
 
 
 @dataclass
@@ -43,15 +45,6 @@ class StepFlow:
     definitions: list[str] = field(default_factory=list)
     watch: list[str] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Unresolved:
-    name: str
-    step: str
-    cell: NotebookCell
-    line: int
-    deleted_in: str | None = None     # the step whose `del` removed the name before this read
 
 
 def _import_of(info, cell: NotebookCell) -> Import:
@@ -67,13 +60,17 @@ class DataFlow:
         self.prelude = prelude_names
         self.latest: dict[str, Binding] = {}
         self.flows: list[StepFlow] = []
+        self.by_name: dict[str, StepFlow] = {}
         self.diagnostics: list[Diagnostic] = []
-        self.unresolved: list[_Unresolved] = []
+        self.unresolved: list[Unresolved] = []
+        self.history: list[tuple[str, str, NotebookCell, int]] = []   # step, name, cell, line
+        self.shared_changes: list[Shared] = []
         self.all_bound: dict[str, str] = {}          # name -> first step binding it
-        self.opaque: list[tuple[str, str, NotebookCell, int, str]] = []  # step, name, cell, line, callee
         self.star_import_seen = False
         self.star_imports: list[tuple[str, Import]] = []   # (step, import) in notebook order
         self.deleted: dict[str, str] = {}                  # name -> step that `del`eted it last
+        self.shared = SharedObjects()
+        self.fallbacks: dict[str, Binding] = {}            # this step's names bound on some paths only
 
     def run(self, steps: list[StepDraft], analyses: dict[str, CellAnalysis]) -> list[StepFlow]:
         for draft in steps:
@@ -84,13 +81,15 @@ class DataFlow:
                         self.all_bound.setdefault(n, draft.name)
         for draft in steps:
             self._step(draft, analyses)
-        self._finish()
+        finish(self)
         return self.flows
 
     # -- one step -------------------------------------------------------------------------------
     def _step(self, draft: StepDraft, analyses: dict[str, CellAnalysis]) -> None:
         flow = StepFlow(name=draft.name)
         self.flows.append(flow)
+        self.by_name[flow.name] = flow
+        self.fallbacks = {}
         bound: set[str] = set(self.prelude)
         binds_here = {n for c in draft.cells if (a := analyses.get(c.id)) for st in a.statements
                       for n in st.binds}
@@ -102,62 +101,14 @@ class DataFlow:
             if any(f.code == "star-import" for f in a.findings):
                 self.star_import_seen = True
             for st in a.statements:
-                self._statement(flow, st, cell, bound, binds_here)
+                _Statement(self, flow, st, cell, bound, binds_here).run()
 
-    def _statement(self, flow: StepFlow, st: Statement, cell: NotebookCell, bound: set[str],
-                   binds_here: set[str]) -> None:
-        for name in st.reads:
-            self._resolve(flow, name, cell, st.line, bound, binds_here, deferred=False)
-            for g in self._closure(name, bound):
-                self._resolve(flow, g, cell, st.line, bound, binds_here, deferred=True)
-        for m in st.mutations:
-            if m.name not in bound:
-                self._resolve(flow, m.name, cell, m.line, bound, binds_here, deferred=False)
-                if m.name in flow.inputs:
-                    # The step changes an object it received (a variable or a parameter): later
-                    # readers must get this version. A changed function still carries its globals.
-                    prev = self.latest.get(m.name)
-                    if prev is not None and prev.kind == "def":
-                        self.latest[m.name] = Binding(step=flow.name, kind="def", deferred=list(prev.deferred))
-                    else:
-                        self.latest[m.name] = Binding(step=flow.name, kind="data")
-        for call in st.opaque_calls:
-            inp = flow.inputs.get(call.name)
-            # An int/float/str/bool/None parameter cannot change in place; a list or dict can.
-            if call.name not in bound and inp is not None and (
-                    inp.kind == "variable" or self.params[call.name] in MUTABLE_PARAMETER_TYPES):
-                self.opaque.append((flow.name, call.name, cell, call.line, call.callee))
-        imports_by_name = {}
-        for info in st.imports:
-            imp = _import_of(info, cell)
-            flow.imports.append(imp)
-            if not info.nested:
-                imports_by_name.update({n: imp for n in info.names})
-                if info.statement.endswith(" import *"):
-                    self.star_imports.append((flow.name, imp))
-        for name in st.binds:
-            bound.add(name)
-            self.deleted.pop(name, None)
-            if name in imports_by_name:
-                self.latest[name] = Binding(step=flow.name, kind="import", imp=imports_by_name[name])
-            elif name in st.defines:
-                self.latest[name] = Binding(step=flow.name, kind="def", deferred=list(st.defines[name]))
-                flow.definitions.append(name)
-            else:
-                self.latest[name] = Binding(step=flow.name, kind="data")
-        for name in st.deletes:
-            if name not in bound:   # `del` needs the name to exist: one from an earlier step is an input
-                self._resolve(flow, name, cell, st.line, bound, binds_here, deferred=False)
-            bound.discard(name)
-            self.latest.pop(name, None)
-            self.deleted[name] = flow.name
-
-    def _closure(self, name: str, bound: set[str]) -> list[str]:
-        """Globals read, transitively, by the function or class ``name`` when it is used."""
+    def closure(self, name: str) -> list[str]:
+        """Names whose code a use of ``name`` may run, transitively, and the globals that code reads."""
         b = self.latest.get(name)
-        if b is None or b.kind != "def":
+        if b is None or not (b.deferred or b.maker):
             return []
-        seen, order, todo = {name}, [], list(b.deferred)
+        seen, order, todo = {name}, [], self._code_of(b)
         while todo:
             g = todo.pop(0)
             if g in seen:
@@ -165,83 +116,253 @@ class DataFlow:
             seen.add(g)
             order.append(g)
             gb = self.latest.get(g)
-            if gb is not None and gb.kind == "def":
-                todo.extend(gb.deferred)
+            if gb is not None and (gb.deferred or gb.maker):
+                todo.extend(self._code_of(gb))
         return order
 
-    def _resolve(self, flow: StepFlow, name: str, cell: NotebookCell, line: int, bound: set[str],
-                 binds_here: set[str], *, deferred: bool) -> None:
-        if name in bound or name in flow.inputs:
-            return
+    def _code_of(self, b: Binding) -> list[str]:
+        names = list(b.deferred)
+        if b.maker is not None:
+            cls, made_with = b.maker
+            now = self.latest.get(cls)
+            if now is not None and now is not made_with and now.token is made_with.token:
+                names.append(cls)   # the class was changed in place since: its instances see the change
+        return names
+
+    def earlier(self, name: str) -> Binding | None:
         b = self.latest.get(name)
+        if b is None and name in self.params and name not in self.deleted:
+            return Binding(None, "param")
+        return b
+
+    def take(self, flow: StepFlow, name: str, b: Binding) -> None:
+        """Make ``flow`` receive ``name`` as ``b`` bound it."""
+        if b.kind == "import":
+            flow.replay.setdefault(b.imp.statement, b.imp)
+        elif b.kind == "param":
+            if name not in flow.inputs:
+                flow.inputs[name] = Input(name=name, kind="parameter")
+                flow.params.append(name)
+        elif name not in flow.inputs and b.step != flow.name:
+            flow.inputs[name] = Input(name=name, kind="variable", producer=b.step)
+            self.need_fallback(name, b)
+
+    def need_fallback(self, name: str, b: Binding) -> None:
+        """A step bound ``name`` on some paths only and a later step reads it: the step takes the earlier
+        value as an input, so that value passes through when the binding does not happen."""
+        if b.fallback is not None and not b.fallback_taken:
+            b.fallback_taken = True
+            self.take(self.by_name[b.step], name, b.fallback)
+
+
+class _Statement:
+    """What one statement does to the data flow, in execution order: reads, uses of code, in-place
+    changes, imports, bindings, aliases, deletions."""
+
+    def __init__(self, df: DataFlow, flow: StepFlow, st: Statement, cell: NotebookCell, bound: set[str],
+                 binds_here: set[str]):
+        self.df, self.flow, self.st, self.cell, self.bound, self.binds_here = df, flow, st, cell, bound, binds_here
+
+    def run(self) -> None:
+        df, st = self.df, self.st
+        guarded = st.guarded
+        uses = []
+        for name in st.reads:
+            self.resolve(name, st.line, guarded=name in guarded)
+            closure = df.closure(name)
+            for g in closure:
+                self.resolve(g, st.line, deferred=True)
+            b = df.latest.get(name)
+            if b is not None and (closure or b.runs_code):
+                uses.append((name, closure))
+        for name, closure in uses:
+            self.use(name, closure)
+        for m in st.mutations:
+            self.change(m.name, m.line, m.deep)
+        for call in st.opaque_calls:
+            if self.mutates_argument(call):
+                self.change(call.name, call.line)
+        for name in st.inplace:     # `x += ...` changes a mutable x in place, and so every name sharing it
+            if not (name in df.latest and df.latest[name].immutable):
+                for reached in df.shared.reach(name, self.flow.name, False):
+                    self.change_one(reached.name, st.line, name, reached)
+        imports_by_name = {}
+        for info in st.imports:
+            imp = _import_of(info, self.cell)
+            self.flow.imports.append(imp)
+            if not info.nested:
+                imports_by_name.update({n: imp for n in info.names})
+                if info.statement.endswith(" import *"):
+                    df.star_imports.append((self.flow.name, imp))
+        for name in st.binds:
+            self.bind(name, imports_by_name)
+        for name, sources in st.aliases.items():
+            if df.latest.get(name) is not None and df.latest[name].immutable:
+                continue
+            identical = st.identical.get(name, ())
+            for source in sources:
+                if source != name and not (source in df.latest and df.latest[source].immutable):
+                    df.shared.link(name, source, self.flow.name, SAME if source in identical else PART)
+        for name, held in st.holds.items():
+            for element in held:
+                if not (element in df.latest and df.latest[element].immutable):
+                    df.shared.link(name, element, self.flow.name, HOLDS)
+        for name in st.deletes:
+            if name not in self.bound:   # `del` needs the name to exist: one from an earlier step is an input
+                self.resolve(name, st.line)
+            self.bound.discard(name)
+            df.latest.pop(name, None)
+            df.fallbacks.pop(name, None)
+            df.shared.drop(name)
+            df.deleted[name] = self.flow.name
+
+    # -- reads ----------------------------------------------------------------------------------
+    def resolve(self, name: str, line: int, *, deferred: bool = False, guarded: bool = False) -> None:
+        df, flow = self.df, self.flow
+        if name in df.fallbacks:
+            df.take(flow, name, df.fallbacks.pop(name))
+            return
+        if name in self.bound or name in flow.inputs:
+            return
+        b = df.latest.get(name)
         if b is not None:
-            if b.step == flow.name:     # a step never takes its own binding as an input
-                return
-            if b.kind == "import":
-                flow.replay.setdefault(b.imp.statement, b.imp)
-            else:
-                flow.inputs[name] = Input(name=name, kind="variable", producer=b.step)
+            if b.step != flow.name:     # a step never takes its own binding as an input
+                df.take(flow, name, b)
             return
-        if name in self.params:
-            flow.inputs[name] = Input(name=name, kind="parameter")
-            flow.params.append(name)
+        if name in df.params:
+            df.take(flow, name, Binding(None, "param"))
             return
-        if name in KERNEL_NAMES or (deferred and name in binds_here):
+        if OUTPUT_HISTORY.fullmatch(name):
+            df.history.append((flow.name, name, self.cell, line))
             return
-        if self.star_imports and name not in self.deleted:
+        if name in KERNEL_NAMES or (deferred and name in self.binds_here):
+            return
+        if df.star_imports and name not in df.deleted:
             # The name may come from an earlier `from m import *`: replay those (each is warned about).
-            for step, imp in self.star_imports:
+            for step, imp in df.star_imports:
                 if step != flow.name:
                     flow.replay.setdefault(imp.statement, imp)
             return
-        self.unresolved.append(_Unresolved(name, flow.name, cell, line, self.deleted.get(name)))
+        df.unresolved.append(Unresolved(name, flow.name, self.cell, line, df.deleted.get(name), guarded))
 
-    # -- diagnostics ----------------------------------------------------------------------------
-    def _finish(self) -> None:
-        order = {f.name: i for i, f in enumerate(self.flows)}
-        reported: set[tuple[str, str]] = set()
-        for u in self.unresolved:
-            if (u.step, u.name) in reported:
+    # -- uses of code ---------------------------------------------------------------------------
+    def use(self, name: str, closure: list[str]) -> None:
+        """Using a function, class, instance or closure may run its code: do what that code changes."""
+        df = self.df
+        for member in (name, *closure):
+            b = df.latest.get(member)
+            if b is None or not b.runs_code:
                 continue
-            reported.add((u.step, u.name))
-            later = self.all_bound.get(u.name)
-            if u.deleted_in is not None:
-                where = "in this step" if u.deleted_in == u.step else f"in step {u.deleted_in!r}"
-                msg = (f"{u.name!r} is read after `del {u.name}` {where}; a top-to-bottom run would fail "
-                       "here too")
-                code = "read-after-del"
-            elif later is not None:
-                where = "later in this step" if later == u.step else f"in step {later!r}"
-                msg = (f"{u.name!r} is read before it is defined (it is first defined {where}); "
-                       "a top-to-bottom run would fail here too")
-                code = "read-before-definition"
-            elif self.star_import_seen:
-                continue
-            else:
-                msg = f"{u.name!r} is not defined anywhere in the notebook, nor a parameter or builtin"
-                code = "undefined-name"
-            self.diagnostics.append(Diagnostic("warning", msg, code=code, step=u.step, cell=u.cell.number,
-                                               cell_id=u.cell.id, line=u.line))
-        # Consumers of one value, by (producer step, name), in notebook order; a parameter's producer is None.
-        consumers: dict[tuple[str | None, str], list[int]] = {}
-        for i, f in enumerate(self.flows):
-            for inp in f.inputs.values():
-                consumers.setdefault((inp.producer, inp.name), []).append(i)
-        for step, name, cell, line, callee in self.opaque:
-            flow = self.flows[order[step]]
-            producer = flow.inputs[name].producer
-            readers = consumers.get((producer, name), [])
-            later = bisect_right(readers, order[step])
-            if later == len(readers) or (step, name) in reported:
-                continue
-            affected = self.flows[readers[later]].name
-            reported.add((step, name))
-            flow.watch.append(name)
-            source = f"from {producer!r}" if producer else "as a parameter"
-            self.diagnostics.append(Diagnostic(
-                "warning",
-                f"{name!r} is passed to {callee}(); if that call changes it in place, step "
-                f"{affected!r} will not see the change (it reads {name!r} {source}). "
-                f"Assign the result (e.g. `{name} = ...`) to make the change explicit; the runner checks "
-                "this at run time", code="opaque-mutation", step=step, cell=cell.number, cell_id=cell.id,
-                line=line))
+            if b.stateful or (b.info is not None and b.info.stateful):
+                self.change(member, self.st.line)
+            if b.info is not None:
+                for g in b.info.mutates:
+                    self.change(g, self.st.line)
+                for g in b.info.assigns:
+                    self.assign(g)
+
+    def mutates_argument(self, call) -> bool:
+        b = self.df.latest.get(call.callee)
+        info = b.info if b is not None else None
+        if info is None or not info.mutated_params:
+            return False
+        if call.arg is None:
+            return True
+        if isinstance(call.arg, int):
+            return call.arg < len(info.params) and info.params[call.arg] in info.mutated_params
+        return call.arg in info.mutated_params
+
+    # -- in-place changes -----------------------------------------------------------------------
+    def change(self, name: str, line: int, deep: bool = True) -> None:
+        self.change_one(name, line, name, None)
+        for reached in self.df.shared.reach(name, self.flow.name, deep):
+            self.change_one(reached.name, line, name, reached)
+
+    def change_one(self, name: str, line: int, via: str, reached: Reached | None) -> None:
+        df, flow = self.df, self.flow
+        # A name bound here on some paths may still hold the earlier value: a direct change reaches it, a
+        # change through another name reaches only what this step bound it to.
+        if name in self.bound and (name not in df.fallbacks or reached is not None):
+            return
+        if name in df.latest and df.latest[name].immutable:
+            return
+        self.resolve(name, line)
+        inp = flow.inputs.get(name)
+        if inp is None or (inp.kind == "parameter" and df.params[name] not in MUTABLE_PARAMETER_TYPES):
+            return   # not received, or an int/float/str/bool/None parameter, which cannot change in place
+        # The step changes an object it received: later readers must get this version, which still
+        # carries what the earlier binding knew about its code.
+        prev = df.latest.get(name)
+        df.latest[name] = (replace(prev, step=flow.name, fallback=None, fallback_taken=False) if prev is not None
+                           else Binding(flow.name, "data"))
+        if reached is not None and reached.linked is not None:
+            df.shared_changes.append(Shared(flow.name, name, via, reached.linked, reached.certain, self.cell, line))
+
+    def assign(self, name: str) -> None:
+        """A function the step calls rebinds the global ``name`` (`global name`), on some paths."""
+        df = self.df
+        if name in self.bound:
+            return
+        fallback = df.earlier(name)
+        df.latest[name] = Binding(self.flow.name, "data", fallback=fallback)
+        if fallback is not None:
+            df.fallbacks[name] = fallback
+        self.bound.add(name)
+        df.deleted.pop(name, None)
+
+    # -- bindings -------------------------------------------------------------------------------
+    def bind(self, name: str, imports_by_name: dict[str, Import]) -> None:
+        df, flow, st = self.df, self.flow, self.st
+        prev = df.latest.get(name)
+        fallback = None
+        if name in st.maybe_binds:
+            if name not in self.bound:
+                fallback = df.earlier(name)
+            elif prev is not None and prev.step == flow.name:
+                fallback = prev.fallback
+        if fallback is not None:
+            df.fallbacks[name] = fallback
+        else:
+            df.fallbacks.pop(name, None)
+        if name in imports_by_name:
+            b = Binding(flow.name, "import", imp=imports_by_name[name])
+        elif name in st.defines:
+            b = Binding(flow.name, "def", deferred=list(st.defines[name]), info=st.functions.get(name))
+            flow.definitions.append(name)
+        else:
+            b = self.value_binding(name, prev)
+        b.fallback = fallback
+        b.immutable = b.immutable and fallback is None   # the earlier value may be what the name holds
+        self.bound.add(name)
+        df.deleted.pop(name, None)
+        df.latest[name] = b
+        if name not in st.maybe_binds and name not in st.aliases.get(name, ()):
+            df.shared.drop(name)
+
+    def value_binding(self, name: str, prev: Binding | None) -> Binding:
+        df, st = self.df, self.st
+        b = Binding(self.flow.name, "data", stateful=name in st.mutators, immutable=name in st.immutable)
+        source = st.renames.get(name)
+        origin = df.latest.get(source) if source is not None else None
+        if origin is not None and origin.immutable:
+            b.immutable = True
+        if origin is not None and origin.kind == "import":   # `lib = np` is replayed like an import
+            imp = import_alias(origin.imp, source, name, self.cell.number, st.line)
+            if imp is not None:
+                return Binding(self.flow.name, "import", imp=imp)
+        for wrapped in (source, st.wraps.get(name)):
+            origin = df.latest.get(wrapped) if wrapped is not None else None
+            if origin is not None and origin.runs_code:   # `g2 = g`, `partial(g, ...)`: runs g's code later
+                carry(b, origin, origin.stateful)
+        callee = st.calls.get(name)
+        origin = df.latest.get(callee) if callee is not None else None
+        if origin is not None and origin.info is not None and origin.info.factory:
+            # An instance, closure or generator holds its maker's code: it reads the maker's globals
+            # when used, not the maker itself (but an instance sees its class changed in place).
+            carry(b, origin, origin.info.stateful_results)
+            if origin.info.is_class:
+                b.maker = (callee, origin)
+        if prev is not None and name in st.aliases.get(name, ()) and prev.runs_code:
+            carry(b, prev, prev.stateful)
+        return b
+

@@ -8,7 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-IR_VERSION = 1
+IR_VERSION = 2
+
+# Pseudo-variables that carry a global random generator's state between the steps that use it, in
+# notebook order (``same_nb.frontend.effects``). The `_same_nb_` prefix is reserved in user code.
+STATE_VARIABLES = {"_same_nb_rng_random": "random", "_same_nb_rng_numpy": "numpy.random",
+                   "_same_nb_rng_torch": "torch"}
+RESERVED_PREFIX = "_same_nb_"
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -82,6 +88,21 @@ class Input:
 
 
 @dataclass
+class Replay:
+    """A top-level statement of an earlier step that changed configuration, run again at the start of
+    a later step so the later step starts with the configuration a top-to-bottom run has."""
+    channel: str                  # "pandas.options", "os.environ", "monkeypatch:pandas", ...
+    statement: str                # Python source (IPython syntax already converted), from the AST
+    step: str                     # the step whose code made the change
+    imports: list[str] = field(default_factory=list)   # import statements it needs, as at that point
+    cell: int | None = None
+    line: int | None = None
+    guard: str = ""               # run only if this module is already imported (the step does not use it)
+    after_inputs: bool = False    # reads notebook variables (or is guarded): runs once inputs are loaded
+    wrap: bool = False            # binds names: runs inside a function so it binds none in the step
+
+
+@dataclass
 class Parameter:
     name: str
     default: Any
@@ -102,6 +123,11 @@ class Step:
     requirements: list[str] = field(default_factory=list)        # from !pip / %pip lines
     definitions: list[str] = field(default_factory=list)         # functions/classes it defines
     watch: list[str] = field(default_factory=list)   # inputs passed to opaque calls: checked at run time
+    # Process state and files (``same_nb.frontend.effectflow``):
+    state_writes: list[str] = field(default_factory=list)  # channels its code is planned to change
+    replay: list[Replay] = field(default_factory=list)     # configuration replayed before its code
+    file_reads: list[str] = field(default_factory=list)    # literal paths, relative to the notebook folder
+    file_writes: list[str] = field(default_factory=list)
 
     @property
     def variable_inputs(self) -> list[Input]:
@@ -112,8 +138,14 @@ class Step:
 class Edge:
     src: str
     dst: str
-    kind: str                     # "data" | "after"
+    kind: str                     # "data" | "after" | "file" | "state"
     names: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)     # "file out.csv", "state cwd", "after: tag"
+
+    def reasons(self) -> list[str]:
+        """Why the edge exists: the variables it carries, the state channels, the files, the tag."""
+        found = [f"state {STATE_VARIABLES[n]}" if n in STATE_VARIABLES else n for n in self.names]
+        return found + [w for w in self.why if w not in found] or (["after:"] if self.kind == "after" else [])
 
 
 @dataclass
@@ -158,6 +190,7 @@ class Pipeline:
             s.inputs = [build(Input, i) for i in d.get("inputs", [])]
             s.imports = [build(Import, i) for i in d.get("imports", [])]
             s.replay_imports = [build(Import, i) for i in d.get("replay_imports", [])]
+            s.replay = [build(Replay, r) for r in d.get("replay", [])]
             return s
 
         p = build(cls, data)

@@ -65,7 +65,9 @@ def _apply_order(pipeline: Pipeline, entry: dict) -> bool:
         return False
     if any(e.src == before and e.dst == after for e in pipeline.edges):
         return False
-    candidate = pipeline.edges + [Edge(src=before, dst=after, kind="after")]
+    why = f"learned from run {entry['run']}: {entry.get('why', 'observed')}" if entry.get("run") is not None \
+        else f"learned: {entry.get('why', 'observed')}"
+    candidate = pipeline.edges + [Edge(src=before, dst=after, kind="after", why=[why])]
     if find_cycle(names, candidate):
         return False
     pipeline.edges = candidate

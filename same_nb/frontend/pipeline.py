@@ -10,8 +10,11 @@ from same_nb.errors import SameError
 from same_nb.frontend.analysis import CellAnalysis, analyze_cell
 from same_nb.frontend.dag import find_cycle
 from same_nb.frontend.dataflow import DataFlow
+from same_nb.frontend.effectflow import EffectFlow
+from same_nb.frontend.effectplan import finish, patch_analyses, prepare
+from same_nb.frontend.effectscan import scan_cell
 from same_nb.frontend.grouping import group_cells
-from same_nb.frontend.ir import Cell, Diagnostic, Edge, Import, Parameter, Pipeline, Step
+from same_nb.frontend.ir import STATE_VARIABLES, Cell, Diagnostic, Edge, Import, Parameter, Pipeline, Step
 from same_nb.frontend.notebook import LoadedNotebook, NotebookCell, load_notebook
 from same_nb.frontend.params import parse_parameters
 from same_nb.frontend.tags import step_name_from_stem
@@ -76,8 +79,15 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
     prelude_analyses = _analyze(grouping.prelude, diagnostics, {})
     prelude_names = {n for a in prelude_analyses.values() for st in a.statements for n in st.binds}
 
+    # Process state and files: configuration replayed in later steps, generator state chained through
+    # pseudo-variables, literal paths ordered; the data flow resolves the names this adds.
+    scans = {c.id: scan_cell(c.source) for d in grouping.steps for c in d.cells if c.cell_type == "code"}
+    effect_plan = EffectFlow({p.name for p in params}).run(grouping.steps, scans)
+    diagnostics.extend(effect_plan.diagnostics)
+    prepared = prepare(effect_plan, grouping.steps)
+
     flow = DataFlow({p.name: p.type for p in params}, prelude_names)
-    flows = flow.run(grouping.steps, analyses)
+    flows = flow.run(grouping.steps, patch_analyses(analyses, grouping.steps, prepared))
     diagnostics.extend(flow.diagnostics)
 
     # Prelude cells (Kale's imports/functions) run at the start of every step.
@@ -99,6 +109,8 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
                                           cell_id=cell.id if cell else None))
 
     edges = _edges(steps)
+    edges += prepared.edges
+    diagnostics.extend(finish(effect_plan, prepared, steps, grouping.steps))
     by_name = {s.name: s for s in steps}
     for draft in grouping.steps:
         for target, cell in draft.after:
@@ -137,4 +149,5 @@ def _edges(steps: list[Step]) -> list[Edge]:
         by_name[name].outputs = sorted(outs)
     for e in edges.values():
         e.names.sort()
+        e.why = [f"state {STATE_VARIABLES[n]}" for n in e.names if n in STATE_VARIABLES]
     return list(edges.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 
 from same_nb.frontend import magics
+from same_nb.frontend.callees import MUTABLE_CONSTRUCTORS
 
 # Scope kinds. LOCAL: a lambda or %timeit body, with its own variables but run immediately.
 MODULE, CLASS, FUNCTION, COMPREHENSION, LOCAL = "module", "class", "function", "comprehension", "local"
@@ -65,14 +66,58 @@ def _scope_names(body: list[ast.AST], args: ast.arguments | None) -> tuple[set[s
     return local_names - global_names, global_names
 
 
+_NAME_ERROR_CATCHERS = frozenset({"NameError", "UnboundLocalError", "Exception", "BaseException"})
+
+
+def catches_name_error(handler: ast.ExceptHandler) -> bool:
+    """Whether `except ...:` catches the NameError a read of an unbound name raises."""
+    if handler.type is None:
+        return True
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any((t.id if isinstance(t, ast.Name) else getattr(t, "attr", None)) in _NAME_ERROR_CATCHERS
+               for t in types)
+
+
+def _suppresses(item: ast.withitem) -> bool:
+    """`with contextlib.suppress(...)`: the body may stop at any statement, and the code after it runs."""
+    call = item.context_expr
+    if not isinstance(call, ast.Call):
+        return False
+    func = call.func
+    return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) == "suppress"
+
+
+_MUTABLE_LITERALS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+
+
+def mutable_defaults(args: ast.arguments) -> set[str]:
+    """Parameters whose default is a fresh mutable object: one object shared by every call."""
+    positional = [*args.posonlyargs, *args.args]
+    pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
+             *zip(args.kwonlyargs, args.kw_defaults)]
+    names = set()
+    for arg, default in pairs:
+        if isinstance(default, ast.Call):
+            func = default.func
+            callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if callee in MUTABLE_CONSTRUCTORS:
+                names.add(arg.arg)
+        elif isinstance(default, _MUTABLE_LITERALS):
+            names.add(arg.arg)
+    return names
+
+
 class Scope:
-    __slots__ = ("kind", "locals", "globals", "bound")
+    __slots__ = ("kind", "locals", "globals", "bound", "params", "mutable_params", "aliases")
 
     def __init__(self, kind: str, local_names: set[str] = frozenset(), global_names: set[str] = frozenset()):
         self.kind = kind
         self.locals = local_names
         self.globals = global_names
         self.bound: set[str] = set()  # module and class scopes: names surely bound so far in this statement
+        self.params: tuple[str, ...] = ()           # functions: parameter names, positional ones first
+        self.mutable_params: frozenset[str] = frozenset()   # parameters whose default is a mutable object
+        self.aliases: dict[str, set[str]] = {}      # comprehensions: variable -> top-level names it iterates
 
 
 class ScopeWalker(ast.NodeVisitor):
@@ -84,6 +129,7 @@ class ScopeWalker(ast.NodeVisitor):
     def _start_scopes(self) -> None:
         self.scopes = [Scope(MODULE)]
         self.functions = 0                # open function scopes: code in them runs later, when called
+        self.name_guards = 0              # open `try:` bodies whose handlers catch NameError
 
     # NodeVisitor's own dispatch dominated the run time; this one skips leaves that hold no names.
     def visit(self, node: ast.AST) -> None:
@@ -155,7 +201,12 @@ class ScopeWalker(ast.NodeVisitor):
     def visit_Try(self, node: ast.Try) -> None:
         scope = self.scopes[-1]
         start = set(scope.bound)
-        for child in (*node.body, *node.orelse):
+        guard = any(catches_name_error(handler) for handler in node.handlers)
+        self.name_guards += guard
+        for child in node.body:
+            self.visit(child)
+        self.name_guards -= guard
+        for child in node.orelse:
             self.visit(child)
         outcomes = [scope.bound]
         for handler in node.handlers:  # a handler may run after any part of the body
@@ -178,6 +229,17 @@ class ScopeWalker(ast.NodeVisitor):
             self.visit(child)
         if node.name:  # Python deletes the exception variable when the handler ends
             self.scopes[-1].bound.discard(node.name)
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item)
+        if any(_suppresses(item) for item in node.items):
+            self._branches(node.body, [])
+        else:
+            for child in node.body:
+                self.visit(child)
+
+    visit_AsyncWith = visit_With
 
     def visit_Match(self, node: ast.Match) -> None:
         self.visit(node.subject)
@@ -219,7 +281,13 @@ class ScopeWalker(ast.NodeVisitor):
                    if isinstance(name, ast.Name)}
         parts = [part for index, generator in enumerate(generators)
                  for part in ((generator.iter,) if index else ()) + (generator.target, *generator.ifs)]
-        self._in_scope(Scope(COMPREHENSION, targets), [*parts, *results])
+        scope = Scope(COMPREHENSION, targets)
+        scope.aliases = self._comprehension_aliases(generators)
+        self._in_scope(scope, [*parts, *results])
+
+    def _comprehension_aliases(self, generators: list[ast.comprehension]) -> dict[str, set[str]]:
+        """Comprehension variable -> the top-level names whose elements it takes; subclasses fill it in."""
+        return {}
 
     def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp) -> None:
         self._comprehension(node, node.elt)
@@ -241,6 +309,14 @@ class ScopeWalker(ast.NodeVisitor):
         self._visit_signature(node.args)
         self._in_scope(Scope(LOCAL, *_scope_names([node.body], node.args)), [node.body])
 
+    @staticmethod
+    def _function_scope(body: list[ast.AST], args: ast.arguments, mutable: set[str]) -> Scope:
+        scope = Scope(FUNCTION, *_scope_names(body, args))
+        scope.params = tuple(arg.arg for arg in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs,
+                                                 args.kwarg) if arg is not None)
+        scope.mutable_params = frozenset(mutable)
+        return scope
+
     def visit_TimeitBlock(self, node: magics.TimeitBlock) -> None:
         self._in_scope(Scope(LOCAL, *_scope_names(node.body, None)), node.body)
 
@@ -250,7 +326,7 @@ class ScopeWalker(ast.NodeVisitor):
         self._visit_signature(node.args)
         if node.returns is not None:
             self.visit(node.returns)
-        self._define(node.name, Scope(FUNCTION, *_scope_names(node.body, node.args)), node.body)
+        self._define(node.name, self._function_scope(node.body, node.args, mutable_defaults(node.args)), node.body)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 

@@ -29,7 +29,7 @@ from same_nb._version import __version__
 from same_nb.bundle.templates import render
 from same_nb.errors import SameError
 from same_nb.frontend.dag import topological_order
-from same_nb.frontend.ir import Pipeline, Step
+from same_nb.frontend.ir import STATE_VARIABLES, Pipeline, Step
 from same_nb.kubeflow.component import METRICS_OUTPUT, NOTEBOOK_OUTPUT, SKIP_INSTALL_ENV, STEP_DIR_ENV
 
 EXECUTOR_PACKAGES = ("papermill", "ipykernel", "cloudpickle")   # what every pod needs to run a step notebook
@@ -87,7 +87,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     notebook_dir = notebook.resolve().parent
     locks = lock_pipeline(_pod_pipeline(pipeline, notebook_dir), notebook_dir, out,
                           python_version=version, platform=plat, progress=progress)
-    warnings = list(locks.warnings)
+    warnings = list(locks.warnings) + _shared_files(pipeline)
     executor_lock, problem = _executor_lock(notebook_dir / ".same" / "locks", locks.python_version, locks.platform)
     if problem:
         warnings.append(problem)
@@ -255,9 +255,27 @@ def _component_arguments(pipeline: Pipeline, step: Step) -> dict[str, dict[str, 
     rebinds one variable, or rebinds a parameter."""
     taken = {"locals", NOTEBOOK_OUTPUT, METRICS_OUTPUT}
     params = {_fresh(p, taken, "_param"): p for p in step.params}
-    outputs = {_fresh(v, taken, "_out"): v for v in step.outputs}
-    inputs = {_fresh(i.name, taken, "_in"): i.name for i in step.variable_inputs}
+    outputs = {_fresh(_argument(v), taken, "_out"): v for v in step.outputs}
+    inputs = {_fresh(_argument(i.name), taken, "_in"): i.name for i in step.variable_inputs}
     return {"parameters": params, "inputs": inputs, "outputs": outputs}
+
+
+def _argument(variable: str) -> str:
+    """KFP names must start with a letter: a generator-state pseudo-variable (`_same_nb_rng_numpy`) travels
+    as `same_nb_rng_numpy`, a name user variables cannot take (`same_nb` is reserved, see _check_names)."""
+    return variable.lstrip("_") if variable in STATE_VARIABLES else variable
+
+
+def _verify(pipeline: Pipeline, step: Step) -> dict[str, dict]:
+    """Inputs a later step also reads from the same producer: the pod checks it left them unchanged."""
+    later = pipeline.steps[pipeline.steps.index(step) + 1:]
+    verify = {}
+    for inp in step.variable_inputs:
+        readers = [s.name for s in later if any(i.name == inp.name and i.producer == inp.producer
+                                                 for i in s.variable_inputs)]
+        if readers:
+            verify[inp.name] = {"producer": inp.producer, "readers": readers}
+    return verify
 
 
 def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: str,
@@ -272,7 +290,9 @@ def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: 
               "parameters": args["parameters"], "inputs": args["inputs"],
               "literals": {a: literal[v] for a, v in args["parameters"].items() if v in literal},
               "outputs": {a: {"variable": v, "consumers": consumers[v]} for a, v in args["outputs"].items()},
-              "watch": list(step.watch), "metrics": list(pipeline.metrics)}
+              "watch": list(step.watch), "metrics": list(pipeline.metrics), "state_writes": list(step.state_writes),
+              "verify": _verify(pipeline, step), "state_check": step is not pipeline.steps[-1],
+              "later": [s.name for s in pipeline.steps[pipeline.steps.index(step) + 1:]]}
     shutil.rmtree(launch_dir, ignore_errors=True)
     files = [_write(launch_dir / "step.json", json.dumps(launch, indent=1, sort_keys=True) + "\n")]
     for module in local_modules:        # importable from the unpacked folder, as from the notebook's
@@ -306,6 +326,14 @@ def _local_datasets(manifest, notebook_dir: Path, warnings: list[str]) -> list[P
         else:
             warnings.append(f"dataset {name}: {path} is outside the notebook folder; not shipped to pods")
     return shipped
+
+
+def _shared_files(pipeline: Pipeline) -> list[str]:
+    """Steps ordered by a file run in order, but each pod has its own filesystem: the later one will
+    not find what the earlier one wrote."""
+    return [f"{e.dst}: uses {', '.join(w[5:] for w in e.why)} from step {e.src}, but pods do not share "
+            f"files; pass the data as a variable (or write it to shared storage)"
+            for e in pipeline.edges if e.kind == "file"]
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
@@ -386,7 +414,8 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
             producer = next(i.producer for i in step.variable_inputs if i.name == variable)
             out = next(k for k, v in arguments[producer]["outputs"].items() if v == variable)
             call.append(f"{a}={task_vars[producer]}.outputs[{out!r}]")
-        after = [task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind == "after"]
+        # after: tags, and the order files and the working directory impose (no artifact carries it)
+        after = list(dict.fromkeys(task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind != "data"))
         tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
                       "calls": _task_calls(configs[step_name], after)})
     return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,

@@ -49,6 +49,7 @@ def run_step(arguments: dict[str, Any]) -> None:
     try:
         store = ArtifactStore(work / "artifacts")
         spec = {"step": step, "store": str(store.root), "watch": launch["watch"], "verify": launch.get("verify", {}),
+                "state_check": launch.get("state_check", False), "later": launch.get("later", []),
                 "metrics": launch["metrics"], "result": str(work / "result.json"),
                 "inputs": {variable: _place_input(step, variable, arguments[arg], store)
                            for arg, variable in launch["inputs"].items()},

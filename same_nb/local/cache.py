@@ -54,7 +54,9 @@ def cache_info(pipeline: Pipeline, step: Step, *, inputs: dict[str, str], params
                outputs: list[str], packages: dict[str, str], env: dict[str, str]) -> dict:
     cells = code_info(pipeline, step)
     return {
-        "code": _sha(json.dumps(cells, sort_keys=True) + "".join(i.statement for i in step.replay_imports)),
+        # Configuration replayed from earlier steps changes what this step computes, like its own code.
+        "code": _sha(json.dumps(cells, sort_keys=True) + "".join(i.statement for i in step.replay_imports)
+                     + "".join(r.statement for r in step.replay)),
         "cells": cells,
         "inputs": dict(sorted(inputs.items())),
         "params": {k: params[k] for k in sorted(params)},

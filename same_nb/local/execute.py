@@ -29,9 +29,11 @@ class StepOutcome:
 def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
                outputs: dict[str, list[str]], watch: list[str], result: Path,
                snapshot: list[str] | None = None, metrics: list[str] = (),
-               verify: dict[str, dict] | None = None) -> None:
+               verify: dict[str, dict] | None = None, state_check: bool = False,
+               later: list[str] = ()) -> None:
     spec = {"step": step, "store": str(store_root), "inputs": inputs, "outputs": outputs, "watch": watch,
-            "verify": verify or {}, "result": str(result), "metrics": list(metrics)}
+            "verify": verify or {}, "state_check": state_check, "later": list(later), "result": str(result),
+            "metrics": list(metrics)}
     if snapshot is not None:
         spec["snapshot"] = snapshot
     path.parent.mkdir(parents=True, exist_ok=True)

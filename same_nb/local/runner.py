@@ -298,7 +298,8 @@ class Runner:
         write_spec(spec, step=name, store_root=self.artifacts.resolve(),
                    inputs={r["name"]: r for r in st.inputs}, outputs=outputs, watch=step.watch, result=result,
                    snapshot=[] if self.req.snapshot else None, metrics=self.p.metrics,
-                   verify=self._verify(step))
+                   verify=self._verify(step), state_check=self._state_check(step),
+                   later=[s.name for s in self.p.steps if self.position[s.name] > self.position[name]])
         st.executed, st.log = self.run_dir / "steps" / f"{name}.ipynb", sdir / "log.txt"
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
                               code_sha256=st.info["code"])
@@ -335,6 +336,10 @@ class Runner:
                 verify[inp.name] = {"producer": inp.producer, "readers": readers}
         return verify
 
+    def _state_check(self, step: Step) -> bool:
+        """Process state a step changes unplanned reaches nobody when no step comes after it."""
+        return self.position[step.name] < len(self.p.steps) - 1
+
     def _learn_from(self, name: str, result_path: Path) -> None:
         """A step that failed on an unplanned change leaves it in its result: keep it for next time."""
         import json
@@ -344,7 +349,7 @@ class Runner:
         except (OSError, ValueError):
             return
         self.learned += [{"kind": "mutation", "step": name, "name": u["name"], "how": u.get("how"),
-                          "run": self.run_id} for u in unplanned]
+                          "run": self.run_id} for u in unplanned if u.get("kind", "mutation") == "mutation"]
 
     def _file_hazard(self, name: str, files_in: list[dict], files_out: list[dict]) -> str | None:
         """Two steps of this run touched one file, at least one writing it, without one waiting for the

@@ -91,9 +91,45 @@ def _feed_series_values(h, series) -> None:
         _feed_pickle(h, list(series))
 
 
+def _code_identity(code) -> tuple:
+    # Code objects are immutable, but CPython rewrites their inline caches as they run, which changes
+    # their pickle: within one process their identity says whether a function's code was replaced.
+    return str, (f"code:{id(code)}",)
+
+
+_PICKLER = None
+
+
+def _pickler():
+    global _PICKLER
+    if _PICKLER is None:
+        import copyreg
+        import types
+        from collections import ChainMap
+        try:
+            from .notebook_pickle import pickler_class  # as artifacts are written: one class tracker id
+            base = pickler_class()
+        except ImportError:                              # no cloudpickle in this kernel
+            import pickle
+            base = pickle.Pickler
+        table = getattr(base, "dispatch_table", None) or {}
+
+        def reducer_override(self, obj):
+            if isinstance(obj, type):
+                # Pickling an instance caches __slotnames__ in its class's dict: cache it up front.
+                copyreg._slotnames(obj)
+            parent = getattr(super(self.__class__, self), "reducer_override", None)
+            return parent(obj) if parent else NotImplemented
+
+        _PICKLER = type("FingerprintPickler", (base,),
+                        {"dispatch_table": ChainMap({types.CodeType: _code_identity}, table),
+                         "reducer_override": reducer_override})
+    return _PICKLER
+
+
 def _feed_pickle(h, obj: Any) -> None:
-    try:
-        import cloudpickle as pickler  # notebook functions and classes pickle by value
-    except ImportError:
-        import pickle as pickler
-    h.update(pickler.dumps(obj, protocol=5))
+    import io
+
+    buffer = io.BytesIO()
+    _pickler()(buffer, protocol=5).dump(obj)
+    h.update(buffer.getbuffer())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class _Loaded:
     per_input: dict[str, float] = field(default_factory=dict)
     watched: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, fingerprint)
     verified: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, content hash)
+    modules: set[str] = field(default_factory=set)                       # sys.modules after loading
 
 
 _LOADED: dict[str, _Loaded] = {}  # by absolute spec path: load_inputs -> save_outputs in one kernel
@@ -87,6 +89,7 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 state.watched[name] = (obj, fingerprint(name, obj, store))
             except Exception:  # the check is advisory; a value that can't be fingerprinted isn't watched
                 continue
+    state.modules = set(sys.modules)
     state.seconds = time.perf_counter() - started
     _LOADED[os.path.abspath(spec_path)] = state
     _fileio.start(os.getcwd())
@@ -130,6 +133,15 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
     warnings = [{"name": name, "message": message}
                 for name, message in _changed_watched(loaded, namespace, store)]
     unplanned = _unplanned_changes(loaded, namespace, spec.get("verify", {}))
+    if spec.get("state_check"):
+        from . import state as _state
+
+        # Libraries add warning filters and log handlers when first imported: with new modules
+        # loaded during the step those two channels say nothing about the user's code.
+        noisy = _IMPORT_CONFIGURED if set(sys.modules) - loaded.modules else ()
+        unplanned += [{"kind": "state", "name": channel, "how": "changed", "producer": None,
+                       "readers": list(spec.get("later", []))}
+                      for channel in _state.unplanned() if channel not in noisy]
     result = {
         "step": step,
         "unplanned": unplanned,
@@ -168,6 +180,12 @@ def _unplanned_changes(loaded: _Loaded, namespace: dict, verify: dict) -> list[d
 
 
 def _unplanned_message(step: str, u: dict) -> str:
+    if u["kind"] == "state":
+        return (f"step '{step}' changed the process state '{u['name']}' in a way the analysis did not see (a "
+                f"call inside a function or library, or a setting made through a variable), so "
+                f"{steps_phrase(u['readers'])} would start without it; a top-to-bottom run would not. Make "
+                f"the change a top-level statement of the step (e.g. `pd.set_option(...)`, `os.environ[...] = "
+                f"...`, `np.random.seed(...)`) so same-nb can carry it, or move it into the steps that need it.")
     source = f"from step '{u['producer']}'" if u.get("producer") else "as a parameter"
     readers = steps_phrase(u["readers"])
     did = {"in place": "changed input '{n}' in place", "reassigned": "rebound input '{n}'",
@@ -180,6 +198,7 @@ def _unplanned_message(step: str, u: dict) -> str:
             f"(e.g. `{u['name']}[...] = ...`, `{u['name']} = ...`).")
 
 
+_IMPORT_CONFIGURED = ("warnings", "logging")
 _KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
 

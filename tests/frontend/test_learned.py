@@ -27,10 +27,11 @@ def test_a_learned_mutation_moves_later_readers(write_notebook):
 
 
 def test_a_learned_order_is_an_after_edge_and_never_a_cycle(write_notebook):
-    p = build_pipeline(write_notebook([(["step:w"], "open('f.txt', 'w').write('x')"),
-                                       (["step:r"], "t = open('f.txt').read()")]))
+    p = build_pipeline(write_notebook([(["step:w"], "name = 'f' + '.txt'\nopen(name, 'w').write('x')"),
+                                       (["step:r"], "t = open('f' + '.txt').read()")]))
     applied = apply_learned(p, [{"kind": "order", "before": "w", "after": "r", "why": "file f.txt", "run": 1},
                                 {"kind": "order", "before": "r", "after": "w", "why": "backwards", "run": 1}])
     assert len(applied) == 1
-    assert any(e.src == "w" and e.dst == "r" and e.kind == "after" for e in p.edges)
+    [edge] = [e for e in p.edges if e.src == "w" and e.dst == "r"]
+    assert edge.kind == "after" and edge.reasons() == ["learned from run 1: file f.txt"]
     assert p.step("r").after == ["w"]
