@@ -121,11 +121,12 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
             edges.append(Edge(src=target, dst=draft.name, kind="after"))
     cycle = find_cycle(names, edges)
     if cycle:
-        raise SameError("the steps form a cycle: " + " → ".join(cycle) +
-                        "; remove an after:/prev: tag on one of them", path=path)
+        from same_nb.frontend.grouping import cycle_message
+
+        raise SameError(cycle_message(cycle, edges, grouping.steps), path=path)
 
     for m in grouping.metrics:
-        if m not in flow.all_bound:
+        if m not in flow.all_bound and m not in {p.name for p in params}:
             diagnostics.append(Diagnostic("warning", f"pipeline metric {m!r} is never assigned",
                                           code="undefined-metric"))
     pc = grouping.parameters_cell

@@ -405,3 +405,9 @@ def test_model_fit_warns_about_nothing_and_carries_the_fitted_model(write_notebo
     assert p.diagnostics == []
     assert flows(p)["c"] == (["X<-a", "model<-b", "y<-a"], [])
     assert p.step("b").watch == ["X", "y"]
+
+
+def test_a_parameter_listed_as_a_pipeline_metric_is_not_unassigned(write_notebook):
+    p = build_pipeline(write_notebook([(["parameters"], "d1 = 0.5"), (["step:a"], "acc = d1 * 2"),
+                                       (["pipeline-metrics"], "acc\nd1")]))
+    assert not [d for d in p.diagnostics if d.code == "undefined-metric"]
