@@ -136,12 +136,14 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
     if spec.get("state_check"):
         from . import state as _state
 
-        # Libraries add warning filters and log handlers when first imported: with new modules
-        # loaded during the step those two channels say nothing about the user's code.
-        noisy = _IMPORT_CONFIGURED if set(sys.modules) - loaded.modules else ()
+        # Libraries configure the process when first imported (warning filters, log handlers, env vars,
+        # draws from `random`), and a later step importing them does the same again. With new modules
+        # loaded during the step (a pod has no warm kernel) only the generators libraries leave alone
+        # at import still tell about the user's code.
+        imported = bool(set(sys.modules) - loaded.modules)
         unplanned += [{"kind": "state", "name": channel, "how": "changed", "producer": None,
                        "readers": list(spec.get("later", []))}
-                      for channel in _state.unplanned() if channel not in noisy]
+                      for channel in _state.unplanned() if not imported or channel in _IMPORT_SAFE]
     result = {
         "step": step,
         "unplanned": unplanned,
@@ -198,7 +200,7 @@ def _unplanned_message(step: str, u: dict) -> str:
             f"(e.g. `{u['name']}[...] = ...`, `{u['name']} = ...`).")
 
 
-_IMPORT_CONFIGURED = ("warnings", "logging")
+_IMPORT_SAFE = ("numpy.random", "torch")
 _KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
 

@@ -57,8 +57,10 @@ def test_reading_a_file_a_parallel_step_writes_is_never_silent(write_notebook, m
     """Whatever the timing, a run where a reader and a writer of one file are unordered does not end in
     success (with -j 1 the order is fixed by the topological order, which keeps notebook order)."""
     monkeypatch.delenv("SAME_NB_DB", raising=False)
-    nb = write_notebook([(["step:w"], "import time\ntime.sleep(0.3)\nopen('g' + '.txt', 'w').write('new')"),
-                         (["step:r"], "text = open('g' + '.txt').read()")])
+    # The path is computed at run time, so only the run-time check can see the shared file.
+    nb = write_notebook([(["step:w"], "import os, time\ntime.sleep(0.3)\n"
+                                      "open(os.environ.get('NO_SUCH_VAR', 'g') + '.txt', 'w').write('new')"),
+                         (["step:r"], "import os\ntext = open(os.environ.get('NO_SUCH_VAR', 'g') + '.txt').read()")])
     (nb.parent / "g.txt").write_text("stale")
     assert run_notebook(nb, jobs=2, use_cache=False).status == "failed"
 
