@@ -163,6 +163,23 @@ class Pipeline:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     ir_version: int = IR_VERSION
 
+    def verified_inputs(self, name: str) -> dict[str, dict]:
+        """Inputs of step ``name`` that a later step (in notebook order) reads in the same version, with
+        those readers: the step checks at run time that it left them unchanged, since a change would
+        not reach them."""
+        names = [s.name for s in self.steps]
+        step, later = self.step(name), self.steps[names.index(name) + 1:]
+        mutable = {p.name for p in self.parameters if p.type in ("list", "dict")}
+        verify = {}
+        for inp in step.inputs:
+            if inp.kind != "variable" and inp.name not in mutable:
+                continue
+            readers = [s.name for s in later if any(i.name == inp.name and i.kind == inp.kind
+                                                    and i.producer == inp.producer for i in s.inputs)]
+            if readers:
+                verify[inp.name] = {"producer": inp.producer, "readers": readers}
+        return verify
+
     def step(self, name: str) -> Step:
         for s in self.steps:
             if s.name == name:

@@ -266,18 +266,6 @@ def _argument(variable: str) -> str:
     return variable.lstrip("_") if variable in STATE_VARIABLES else variable
 
 
-def _verify(pipeline: Pipeline, step: Step) -> dict[str, dict]:
-    """Inputs a later step also reads from the same producer: the pod checks it left them unchanged."""
-    later = pipeline.steps[pipeline.steps.index(step) + 1:]
-    verify = {}
-    for inp in step.variable_inputs:
-        readers = [s.name for s in later if any(i.name == inp.name and i.producer == inp.producer
-                                                 for i in s.variable_inputs)]
-        if readers:
-            verify[inp.name] = {"producer": inp.producer, "readers": readers}
-    return verify
-
-
 def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: str,
                         local_modules: list[Path], shipped_data: list[Path] = (),
                         notebook_dir: Path | None = None) -> list[Path]:
@@ -291,7 +279,7 @@ def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: 
               "literals": {a: literal[v] for a, v in args["parameters"].items() if v in literal},
               "outputs": {a: {"variable": v, "consumers": consumers[v]} for a, v in args["outputs"].items()},
               "watch": list(step.watch), "metrics": list(pipeline.metrics), "state_writes": list(step.state_writes),
-              "verify": _verify(pipeline, step), "state_check": step is not pipeline.steps[-1],
+              "verify": pipeline.verified_inputs(step.name), "state_check": step is not pipeline.steps[-1],
               "later": [s.name for s in pipeline.steps[pipeline.steps.index(step) + 1:]]}
     shutil.rmtree(launch_dir, ignore_errors=True)
     files = [_write(launch_dir / "step.json", json.dumps(launch, indent=1, sort_keys=True) + "\n")]

@@ -318,23 +318,7 @@ class Runner:
             threading.Thread(target=kernel.shutdown, daemon=True).start()
 
     def _verify(self, step: Step) -> dict[str, dict]:
-        """Inputs that a later step (in notebook order) also reads, in the same version: the step checks
-        at run time that it left them unchanged, since a change would not reach those readers."""
-        later = [s for s in self.p.steps if self.position[s.name] > self.position[step.name]]
-        mutable = {p.name for p in self.p.parameters if p.type in ("list", "dict")}
-        verify = {}
-        for inp in step.inputs:
-            if inp.kind == "variable":
-                readers = [c for c in self.consumers.get((inp.producer, inp.name), [])
-                           if self.position[c] > self.position[step.name]]
-            elif inp.name in mutable:
-                readers = [s.name for s in later if any(i.name == inp.name and i.kind == "parameter"
-                                                        for i in s.inputs)]
-            else:
-                continue
-            if readers:
-                verify[inp.name] = {"producer": inp.producer, "readers": readers}
-        return verify
+        return self.p.verified_inputs(step.name)
 
     def _state_check(self, step: Step) -> bool:
         """Process state a step changes unplanned reaches nobody when no step comes after it."""
