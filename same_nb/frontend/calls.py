@@ -22,14 +22,20 @@ _QUERY_VARIABLE = re.compile(r"(?<![\w@])@([A-Za-z_]\w*)")
 
 
 class CallWalker(ScopeWalker):
+    _importing = False      # binding the names of an import statement, not assigning values
+    _conditional_imports = False
     # -- imports ----------------------------------------------------------------------------
     def _import(self, node: ast.AST, module: str, top: str, statement: str, names: list[str],
                 dynamic: bool = False) -> None:
         nested = len(self.scopes) > 1
         self.stmt.imports.append(ImportInfo(module, top, statement, [] if nested or dynamic else names,
                                             self._line(node), dynamic=dynamic, nested=nested))
-        for name in names:
-            self._bind(name)
+        self._importing = True
+        try:
+            for name in names:
+                self._bind(name)
+        finally:
+            self._importing = False
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:

@@ -71,6 +71,9 @@ class DataFlow:
         self.deleted: dict[str, str] = {}                  # name -> step that `del`eted it last
         self.shared = SharedObjects()
         self.fallbacks: dict[str, Binding] = {}            # this step's names bound on some paths only
+        # cached function -> (its token, the step whose calls filled its cache, the globals it read then)
+        self.cache_fills: dict[str, tuple[object, str, dict]] = {}
+        self.subclasses: dict[str, set[tuple[str, str]]] = {}   # class -> {(subclass, step defining it)}
 
     def run(self, steps: list[StepDraft], analyses: dict[str, CellAnalysis]) -> list[StepFlow]:
         for draft in steps:
@@ -177,6 +180,12 @@ class _Statement:
                 uses.append((name, closure))
         for name, closure in uses:
             self.use(name, closure)
+        for cls, bases in st.bases.items():
+            df.subclasses.setdefault(cls, set())
+            for base in bases:
+                df.subclasses.setdefault(base, set()).add((cls, self.flow.name))
+        for base in st.subclass_queries:
+            self.subclass_query(base)
         for m in st.mutations:
             self.change(m.name, m.line, m.deep)
         for call in st.opaque_calls:
@@ -253,6 +262,8 @@ class _Statement:
             b = df.latest.get(member)
             if b is None or not b.runs_code:
                 continue
+            if b.info is not None and b.info.caches:
+                self.cached_call(member, b)
             if b.stateful or (b.info is not None and b.info.stateful):
                 self.change(member, self.st.line)
             if b.info is not None:
@@ -260,6 +271,45 @@ class _Statement:
                     self.change(g, self.st.line)
                 for g in b.info.assigns:
                     self.assign(g)
+
+    def subclass_query(self, base: str) -> None:
+        """`Base.__subclasses__()` lists the subclasses present in this step's kernel, not the notebook's."""
+        found, todo = [], [base]
+        while todo:
+            for cls, step in sorted(self.df.subclasses.get(todo.pop(), ())):
+                found.append((cls, step))
+                todo.append(cls)
+        elsewhere = [f"{cls!r} (step {step!r})" for cls, step in found if step != self.flow.name]
+        if not elsewhere:
+            return
+        self.df.diagnostics.append(Diagnostic(
+            "error", f"`{base}.__subclasses__()` lists the subclasses defined in this step's kernel; "
+            f"{', '.join(elsewhere)} {'is' if len(elsewhere) == 1 else 'are'} defined in another step, so the "
+            f"list would miss {'it' if len(elsewhere) == 1 else 'them'} where a top-to-bottom run has "
+            f"{'it' if len(elsewhere) == 1 else 'them'}. Define the subclasses in this step, or keep an explicit "
+            f"registry (a list the classes are added to) and read that.", code="subclasses-across-steps",
+            step=self.flow.name, cell=self.cell.number, cell_id=self.cell.id, line=self.st.line))
+
+    def cached_call(self, name: str, b: Binding) -> None:
+        """A cache filled in one step is empty in the next one's kernel: refuse when that can change a
+        result, i.e. a global the function reads was rebound or changed since the step that filled it."""
+        df, here = self.df, self.flow.name
+        reads = df.closure(name)
+        filled = df.cache_fills.get(name)
+        if filled is None or filled[0] is not b.token:
+            df.cache_fills[name] = (b.token, here, {g: df.latest.get(g) for g in reads})
+            return
+        _, step, seen = filled
+        changed = [g for g in reads if g in seen and df.latest.get(g) is not seen[g]]
+        if step == here or not changed:
+            return
+        df.diagnostics.append(Diagnostic(
+            "error", f"{name!r} caches its results (`@lru_cache`/`@cache`), and step {step!r} filled the cache; "
+            f"a top-to-bottom run returns those remembered results here, but this step's kernel starts with an "
+            f"empty cache and would recompute with the new {', '.join(repr(g) for g in changed)}. Pass "
+            f"{', '.join(changed)} as arguments (so they are part of the cache key), drop the cache, or call "
+            f"{name!r} in one step.", code="cache-across-steps", step=here, cell=self.cell.number,
+            cell_id=self.cell.id, line=self.st.line))
 
     def mutates_argument(self, call) -> bool:
         b = self.df.latest.get(call.callee)
@@ -324,7 +374,7 @@ class _Statement:
             df.fallbacks[name] = fallback
         else:
             df.fallbacks.pop(name, None)
-        if name in imports_by_name:
+        if name in imports_by_name and name not in st.value_binds:
             b = Binding(flow.name, "import", imp=imports_by_name[name])
         elif name in st.defines:
             b = Binding(flow.name, "def", deferred=list(st.defines[name]), info=st.functions.get(name))

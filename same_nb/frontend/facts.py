@@ -43,6 +43,7 @@ class FunctionInfo:
     params: list[str] = field(default_factory=list)          # positional parameters, in order
     mutated_params: list[str] = field(default_factory=list)  # parameters it changes in place
     stateful: bool = False           # a call changes the function itself: a mutable default it changes, a cache
+    caches: bool = False             # `@lru_cache`/`@cache`: its results are remembered within one kernel
     factory: bool = False            # a call returns something that runs this code later (instance, closure)
     stateful_results: bool = False   # ... and that keeps state between its own calls (`nonlocal`)
     is_class: bool = False           # its instances keep using it: a change made to it later reaches them
@@ -62,6 +63,7 @@ class Statement:
     opaque_calls: list[OpaqueCall] = field(default_factory=list)
     imports: list[ImportInfo] = field(default_factory=list)
     maybe_binds: list[str] = field(default_factory=list)   # names in binds bound on only some paths
+    value_binds: list[str] = field(default_factory=list)   # names in binds bound other than by an import
     inplace: list[str] = field(default_factory=list)       # names rebound by `x += ...`, in place when x is mutable
     guarded: list[str] = field(default_factory=list)       # names in reads read only inside `try:` catching NameError
     # bound name -> names whose object it may share after the statement (itself: the object it held before)
@@ -75,6 +77,8 @@ class Statement:
     calls: dict[str, str] = field(default_factory=dict)    # `m = Model(...)`: m -> Model
     mutators: list[str] = field(default_factory=list)      # `push = items.append`: calling push changes items
     functions: dict[str, FunctionInfo] = field(default_factory=dict)   # same keys as defines
+    bases: dict[str, list[str]] = field(default_factory=dict)   # `class Sub(Base):` at top level: Sub -> [Base]
+    subclass_queries: list[str] = field(default_factory=list)   # `Base.__subclasses__` read: [Base]
 
 
 @dataclass

@@ -44,9 +44,15 @@ def _apply_mutation(pipeline: Pipeline, entry: dict) -> bool:
     position = names.index(step)
     mutator = pipeline.steps[position]
     source = next((i for i in mutator.inputs if i.name == name), None)
+    holder = next((i for i in mutator.inputs if i.name == entry.get("via")), None)
+    changed = False
+    if source is None and holder is not None and holder.kind == "variable":
+        # Changed through another input it was saved with: load it from the same producer here.
+        source = Input(name=name, kind="variable", producer=holder.producer)
+        mutator.inputs.append(source)
+        changed = True
     if source is None:
         return False
-    changed = False
     for later in pipeline.steps[position + 1:]:
         for i, inp in enumerate(later.inputs):
             if inp.name != name or inp.kind != source.kind or inp.producer != source.producer:

@@ -38,6 +38,8 @@ _OPAQUE_MAGICS = {
     "run": "%run executes another file in the notebook's namespace; what it reads and binds is not tracked",
     "reset": "%reset deletes variables; the analysis does not track which",
 }
+# Magics whose result is the kernel's namespace: a step's kernel holds only what that step loads and binds.
+_NAMESPACE_MAGICS = frozenset({"who", "who_ls", "whos"})
 
 
 class Unparsable(Exception):
@@ -244,6 +246,10 @@ def magic_effects(method: str, texts: list[str]) -> MagicEffects:
             return effects
         if texts[0] in _OPAQUE_MAGICS:
             effects.findings.append(("opaque-magic", _OPAQUE_MAGICS[texts[0]], "warning"))
+        if texts[0] in _NAMESPACE_MAGICS:
+            effects.findings.append(("namespace-listing", f"%{texts[0]} lists the kernel's variables, but a step's "
+                                     "kernel holds only what the step loads and defines, so the list differs from "
+                                     "a top-to-bottom run; name the variables you need instead", "error"))
         command = " ".join(texts)
     else:
         return effects

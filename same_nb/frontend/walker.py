@@ -48,6 +48,9 @@ class StatementWalker(CallWalker):
         self._next_info: FunctionInfo | None = None
         self.value_aliases: dict[str, set[str]] = {}   # top-level name bound here -> names it may share
         self.pending: dict[int, frozenset[str]] = {}    # id(Name target) -> sources of the value it gets
+        # An import inside `if`/`try`/`for`/`with` binds a module only on some runs: the module it bound
+        # travels as a value (by name) instead of its import being replayed.
+        self._conditional_imports = not isinstance(node, (ast.Import, ast.ImportFrom))
         self.visit(node)
         stmt = self.stmt
         surely = self.scopes[0].bound
@@ -90,6 +93,8 @@ class StatementWalker(CallWalker):
                 return
             if name not in self.stmt.binds:
                 self.stmt.binds.append(name)
+            if (not self._importing or self._conditional_imports) and name not in self.stmt.value_binds:
+                self.stmt.value_binds.append(name)
             self._alias(name, sources)
         super()._bind(name, scope_index)
 
@@ -266,7 +271,10 @@ class StatementWalker(CallWalker):
         elif isinstance(node.ctx, ast.Del):
             self._mutation(node, f"del {kind}", slot=True)
 
-    visit_Attribute = visit_Subscript
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr == "__subclasses__" and isinstance(node.value, ast.Name):
+            self.stmt.subclass_queries.append(node.value.id)
+        self.visit_Subscript(node)
 
     def _mutation(self, node: ast.AST, how: str, slot: bool = False) -> None:
         """``node`` is the changed object, or with ``slot`` the item or attribute of it that is replaced."""
@@ -311,8 +319,9 @@ class StatementWalker(CallWalker):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if self.info is not None:
             self.nested.add(node.name)
+        caches = caches_results(node.decorator_list)
         self._next_info = FunctionInfo(params=[arg.arg for arg in (*node.args.posonlyargs, *node.args.args)],
-                                       stateful=caches_results(node.decorator_list))
+                                       stateful=caches, caches=caches)
         super().visit_FunctionDef(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -321,6 +330,8 @@ class StatementWalker(CallWalker):
         if self.info is not None:
             self.nested.add(node.name)
         self._next_info = FunctionInfo(factory=True, is_class=True)   # its instances run its methods later
+        if len(self.scopes) == 1:
+            self.stmt.bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
         super().visit_ClassDef(node)
 
     def _define(self, name: str, scope: Scope, body: list[ast.stmt]) -> None:

@@ -333,7 +333,8 @@ class Runner:
         except (OSError, ValueError):
             return
         self.learned += [{"kind": "mutation", "step": name, "name": u["name"], "how": u.get("how"),
-                          "run": self.run_id} for u in unplanned if u.get("kind", "mutation") == "mutation"]
+                          "run": self.run_id, **({"via": u["via"]} if u.get("via") else {})}
+                         for u in unplanned if u.get("kind", "mutation") == "mutation"]
 
     def _file_hazard(self, name: str, files_in: list[dict], files_out: list[dict]) -> str | None:
         """Two steps of this run touched one file, at least one writing it, without one waiting for the

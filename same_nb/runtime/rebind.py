@@ -9,9 +9,9 @@ Handled: plain functions and lambdas (including their closures, so a notebook de
 with ``functools.wraps`` rebinds the wrapped function too), ``functools.lru_cache``/``cache``
 wrappers (rebuilt with the same parameters and an empty cache), and classes (every function in
 the class dict: methods, staticmethod, classmethod, property accessors, cached_property), also
-when reached as the class of a loaded instance. Limit: other callables wrapping a notebook
-function (a ``functools.partial``, a C-level decorator, a callable object) keep the globals they
-were saved with.
+when reached as the class of a loaded instance, and a ``functools.partial`` over any of these.
+Limit: other callables wrapping a notebook function (a C-level decorator, a callable object) keep
+the globals they were saved with.
 
 Globals the function referenced that the consuming namespace lacks are added to it with their
 saved values, which is what a top-to-bottom run would see instead of a NameError.
@@ -39,7 +39,7 @@ def is_notebook_cached_function(obj: object) -> bool:
 def rebind(obj: object, namespace: dict) -> object:
     """Return ``obj`` bound to ``namespace``: functions are rebuilt, classes are updated in place."""
     rebinder = _Rebinder(namespace)
-    if isinstance(obj, (types.FunctionType, _LRU_WRAPPER, type)):
+    if isinstance(obj, (types.FunctionType, _LRU_WRAPPER, type, functools.partial)):
         return rebinder.value(obj)
     if is_notebook_class(type(obj)):
         rebinder.klass(type(obj))
@@ -58,6 +58,9 @@ class _Rebinder:
             return self.cached(obj)
         if is_notebook_class(obj):
             self.klass(obj)
+        if type(obj) is functools.partial:
+            func = self.value(obj.func)
+            return obj if func is obj.func else functools.partial(func, *obj.args, **obj.keywords)
         return obj
 
     def function(self, f: types.FunctionType) -> types.FunctionType:

@@ -179,6 +179,8 @@ def _is_plain_array(obj: Any) -> bool:
 def _dump_array(array: Any, path: Path) -> None:
     import numpy as np
 
+    if not array.flags.writeable or not (array.flags.c_contiguous or array.flags.f_contiguous):
+        raise _Inexact                 # the .npy format keeps neither: numpy-layout does
     with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a bare path
         np.save(f, array, allow_pickle=False)
 
@@ -190,14 +192,73 @@ def _load_array(path: Path) -> Any:
         return np.load(f, allow_pickle=False)
 
 
+# A strided view or a read-only array: code may look at its flags (`a.flags.writeable`, `C_CONTIGUOUS`),
+# so it arrives with the same strides inside a fresh buffer, and read-only if it was.
+_MAX_LAYOUT_WASTE = 64
+
+
+def _dump_array_layout(array: Any, path: Path) -> None:
+    import numpy as np
+
+    data = np.ascontiguousarray(array)
+    layout = {"strides": array.strides, "writeable": bool(array.flags.writeable)}
+    if _layout_bytes(array.shape, array.strides, array.itemsize) > _MAX_LAYOUT_WASTE * max(data.nbytes, 1 << 16):
+        layout["strides"] = None       # a huge buffer for a sparse view: keep the values, say the layout is lost
+    _dump_pickle({"data": data, **layout}, path)
+
+
+def _layout_bytes(shape: tuple, strides: tuple, itemsize: int) -> int:
+    if 0 in shape:
+        return 0
+    low = sum(min(0, s * (n - 1)) for n, s in zip(shape, strides))
+    high = sum(max(0, s * (n - 1)) for n, s in zip(shape, strides))
+    return high - low + itemsize
+
+
+def _load_array_layout(path: Path) -> Any:
+    import numpy as np
+
+    saved = _load_pickle(path)
+    data, strides = saved["data"], saved["strides"]
+    if strides is None or 0 in data.shape:
+        array = data
+    else:
+        low = sum(min(0, s * (n - 1)) for n, s in zip(data.shape, strides))
+        buffer = np.zeros(_layout_bytes(data.shape, strides, data.itemsize), dtype=np.uint8)
+        array = np.ndarray(data.shape, data.dtype, buffer=buffer, offset=-low, strides=strides)
+        array[...] = data
+    array.flags.writeable = saved["writeable"]
+    return array
+
+
+# -- modules ------------------------------------------------------------------------------------
+# `fmt = json if flag else None`: a module held in a variable travels as its name and is imported again.
+
+def _is_importable_module(obj: Any) -> bool:
+    return (isinstance(obj, types.ModuleType) and obj.__name__ != "__main__"
+            and sys.modules.get(obj.__name__) is obj and getattr(obj, "__spec__", None) is not None)
+
+
+def _dump_module(module: Any, path: Path) -> None:
+    path.write_text(json.dumps({"module": module.__name__}), encoding="utf-8")
+
+
+def _load_module(path: Path) -> Any:
+    import importlib
+
+    return importlib.import_module(json.loads(path.read_text(encoding="utf-8"))["module"])
+
+
 def _is_notebook_callable(obj: Any) -> bool:
     return is_notebook_function(obj) or is_notebook_cached_function(obj)
 
 
 SERIALIZERS: list[Serializer] = [
+    Serializer("module", _is_importable_module, _dump_module, _load_module),
     Serializer("pandas-dataframe", _is_dataframe, _dump_dataframe, _load_dataframe),
     Serializer("pandas-series", _is_series, _dump_series, _load_series),
     Serializer("numpy-array", _is_plain_array, _dump_array, _load_array),
+    Serializer("numpy-layout", _is_plain_array, _dump_array_layout, _load_array_layout),
     # Libraries' own formats, each used only when the library is imported (serializers_ml.py).
     Serializer("xgboost-booster", ml.is_xgboost_booster, ml.dump_xgboost_booster, ml.load_xgboost_booster),
     Serializer("xgboost-dmatrix", ml.is_xgboost_dmatrix, ml.dump_xgboost_dmatrix, ml.load_xgboost_dmatrix),
@@ -208,16 +269,19 @@ SERIALIZERS: list[Serializer] = [
     Serializer("function", _is_notebook_callable, _dump_pickle, _load_pickle),
     Serializer("class", is_notebook_class, _dump_pickle, _load_pickle),
     Serializer("pickle", lambda obj: True, _dump_pickle, _load_pickle),
+    # Outputs that are one object or hold one (runtime/sharing.py): a pickled {name: value}, chosen by
+    # the step, never by matching one value.
+    Serializer("group", lambda obj: False, _dump_pickle, _load_pickle),
 ]
 _BY_KIND = {s.kind: s for s in SERIALIZERS}
 
 
 def serialize(name: str, obj: Any, path: Path) -> str:
     """Write ``obj`` to ``path`` with the first serializer that can; returns the kind used."""
-    if isinstance(obj, types.ModuleType):
+    if isinstance(obj, types.ModuleType) and not _is_importable_module(obj):
         raise ModuleValueError(
-            f"variable '{name}' is the module {obj.__name__}; modules are not saved between steps, "
-            f"each step re-runs the import instead")
+            f"variable '{name}' is the module {obj.__name__}, which cannot be imported again by name (it was "
+            f"made at run time); import it at the top of each step that uses it instead")
     for serializer in SERIALIZERS:
         if serializer.matches(obj):
             try:
@@ -240,6 +304,24 @@ def dump_value(name: str, obj: Any, store: ArtifactStore) -> dict:
     return {"name": name, "sha256": sha256, "kind": kind, "type": qualified_type_name(obj), "size": size}
 
 
+def dump_group(values: dict[str, Any], store: ArtifactStore) -> dict[str, dict]:
+    """Store values that share objects as one artifact; returns a record per name (same sha256)."""
+    tmp = store.new_temp()
+    try:
+        _dump_pickle(values, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha256, size = store.put_file(tmp)
+    return {name: {"name": name, "sha256": sha256, "kind": "group", "type": qualified_type_name(obj), "size": size,
+                   "group": list(values)} for name, obj in values.items()}
+
+
+def load_group(record: dict, store: ArtifactStore) -> dict[str, Any]:
+    """Every value of the group ``record`` belongs to, unbound: {name: value}."""
+    return _load_pickle(store.verified_path(record["sha256"], record["name"]))
+
+
 def fingerprint(name: str, obj: Any, store: ArtifactStore) -> str:
     """sha256 of the bytes ``obj`` would be stored as, without storing it."""
     tmp = store.new_temp()
@@ -255,5 +337,8 @@ def load_value(record: dict, store: ArtifactStore, namespace: dict | None = None
     serializer = _BY_KIND.get(record.get("kind"))
     if serializer is None:
         raise SpecError(f"input '{record.get('name')}' has unknown artifact kind {record.get('kind')!r}")
-    obj = serializer.load(store.verified_path(record["sha256"], record["name"]))
+    if serializer.kind == "group":
+        obj = load_group(record, store)[record["name"]]
+    else:
+        obj = serializer.load(store.verified_path(record["sha256"], record["name"]))
     return obj if namespace is None else rebind(obj, namespace)

@@ -31,7 +31,9 @@ from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
 from .fingerprints import UNHASHABLE, content_hash
-from .serializers import dump_value, fingerprint, load_value, qualified_type_name
+from .rebind import rebind
+from .serializers import dump_group, dump_value, fingerprint, load_group, load_value, qualified_type_name
+from .sharing import shared_groups
 
 
 @dataclass
@@ -41,6 +43,8 @@ class _Loaded:
     watched: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, fingerprint)
     verified: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (object, content hash)
     modules: set[str] = field(default_factory=set)                       # sys.modules after loading
+    # Values that came in a loaded group but were not asked for: (name, holder) -> (object, content hash)
+    hidden: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
 
 
 _LOADED: dict[str, _Loaded] = {}  # by absolute spec path: load_inputs -> save_outputs in one kernel
@@ -67,10 +71,17 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
     store = ArtifactStore(spec["store"])
     state = _Loaded()
     _metrics.begin()
-    for name, record in spec.get("inputs", {}).items():
+    inputs = spec.get("inputs", {})
+    groups: dict[str, dict] = {}       # sha256 -> {name: value}: names saved as one object graph load as one
+    for name, record in inputs.items():
         t0 = time.perf_counter()
         try:
-            namespace[name] = load_value({**record, "name": name}, store, namespace)
+            if record.get("kind") == "group":
+                if record["sha256"] not in groups:
+                    groups[record["sha256"]] = load_group({**record, "name": name}, store)
+                namespace[name] = rebind(groups[record["sha256"]][name], namespace)
+            else:
+                namespace[name] = load_value({**record, "name": name}, store, namespace)
         except StepRuntimeError:
             raise
         except Exception as exc:
@@ -78,6 +89,11 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 f"step '{spec['step']}' could not load input '{name}' ({record.get('type')}, "
                 f"artifact {record.get('sha256')}): {type(exc).__name__}: {exc}") from exc
         state.per_input[name] = time.perf_counter() - t0
+    for sha256, members in groups.items():
+        holder = next(n for n, r in inputs.items() if r.get("sha256") == sha256)
+        for name, obj in members.items():
+            if name not in inputs:
+                state.hidden[(name, holder)] = (obj, content_hash(obj))
     verify = spec.get("verify", {})
     for name in verify:
         if name in namespace and name not in spec.get("outputs", {}):
@@ -116,7 +132,16 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
 
     records: dict[str, dict] = {}
     per_output: dict[str, float] = {}
+    grouped: set[str] = set()
+    if len(outputs) > 1:
+        t0 = time.perf_counter()
+        for group in shared_groups({name: namespace[name] for name in outputs}):
+            records.update(dump_group({name: namespace[name] for name in group}, store))
+            grouped.update(group)
+        per_output.update({name: (time.perf_counter() - t0) / max(len(grouped), 1) for name in grouped})
     for name, consumers in outputs.items():
+        if name in grouped:
+            continue
         t0 = time.perf_counter()
         obj = namespace[name]
         try:
@@ -132,7 +157,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
 
     warnings = [{"name": name, "message": message}
                 for name, message in _changed_watched(loaded, namespace, store)]
-    unplanned = _unplanned_changes(loaded, namespace, spec.get("verify", {}))
+    unplanned = _unplanned_changes(loaded, namespace, spec.get("verify", {})) + _hidden_changes(loaded)
     if spec.get("state_check"):
         from . import state as _state
 
@@ -181,7 +206,22 @@ def _unplanned_changes(loaded: _Loaded, namespace: dict, verify: dict) -> list[d
     return found
 
 
+def _hidden_changes(loaded: _Loaded) -> list[dict]:
+    """Values that arrived inside an input's object graph, unasked for, and changed through it."""
+    return [{"kind": "mutation", "name": name, "how": f"through '{holder}'", "via": holder, "producer": None,
+             "readers": []}
+            for (name, holder), (obj, before) in loaded.hidden.items()
+            if before != UNHASHABLE and content_hash(obj) != before]
+
+
 def _unplanned_message(step: str, u: dict) -> str:
+    if u.get("via"):
+        n, via = u["name"], u["via"]
+        return (f"step '{step}' changed '{n}' through '{via}': they were made together and hold the same "
+                f"object, so in a top-to-bottom run '{n}' changes too, but this step does not read '{n}' and "
+                f"could not pass the change on. same-nb has learned this effect: run again and '{step}' will "
+                f"carry '{n}'. To make it explicit, use '{n}' in '{step}', or build '{via}' from a copy "
+                f"(e.g. `copy.deepcopy({n})`) where it is made.")
     if u["kind"] == "state":
         return (f"step '{step}' changed the process state '{u['name']}' in a way the analysis did not see (a "
                 f"call inside a function or library, or a setting made through a variable), so "

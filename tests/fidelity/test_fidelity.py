@@ -27,20 +27,7 @@ WORKERS = int(os.environ.get("SAME_NB_FIDELITY_WORKERS", "2"))
 
 # The known gap, in one place: cases that are SILENT-DIFF today (with -j 2, -j 1 or both). Each is
 # an expected failure; a case that passes again is reported so it can be removed from this set.
-KNOWN_SILENT: set[str] = {
-    "alias_chained_assign",          # `a = b = []`; a later step mutates b: a step reading a sees []
-    "alias_chained_identity",        # `b = a` in one step; `a is b` in the next is False
-    "alias_shared_in_container",     # pair = [shared, shared]; mutating pair[0] later leaves `shared` stale
-    "late_partial",                  # functools.partial over a notebook function keeps the globals it was saved with
-    "late_bound_method_obj",         # g = c.get carries its own copy of c: a later `c.v = 5` is not seen
-    "late_lru_cache",                # the lru_cache is rebuilt empty in each step, so a cached value is recomputed
-    "late_subclasses",               # Base.__subclasses__() in a later step misses a subclass defined in another step
-    "val_numpy_strided_view",        # a non-contiguous view arrives C-contiguous (flags differ)
-    "val_numpy_readonly",            # a read-only array arrives writeable
-    "ipy_underscore",                # refused at compile now (output-history is an error); kept until a full run
-    "ipy_who_ls",                    # %who_ls lists only the step's own names
-    "eq_branch_conditional_import",  # `if flag: import json as fmt else: fmt = None`: the import is replayed anyway
-}
+KNOWN_SILENT: set[str] = set()
 
 
 def _selected() -> list[str]:

@@ -543,3 +543,10 @@ def test_query_and_eval_strings_read_their_at_variables():
 def test_augmented_assignment_of_a_name_may_change_its_object_in_place():
     statement = one("total += i")
     assert (statement.inplace, statement.aliases) == (["total"], {"total": ["total"]})
+
+
+@pytest.mark.parametrize("magic", ["%who", "%who_ls", "names = %who_ls", "%whos"])
+def test_listing_the_namespace_is_refused(magic):
+    result = cell(magic)
+    assert codes(result) == [(1, "namespace-listing")]
+    assert result.findings[0].severity == "error" and "name the variables you need" in result.findings[0].message

@@ -212,3 +212,60 @@ def test_an_instance_needs_its_class_only_once_the_class_was_changed_in_place(wr
     assert flows(p)["b"] == (["k<-a"], [])
     assert flows(p)["d"] == (["K<-c", "k<-a"], [])
     assert flows(p)["f"] == (["k2<-a"], [])      # K now names another class, which k2 does not use
+
+
+# -- what cannot cross steps -----------------------------------------------------------------------
+def test_a_cache_filled_in_one_step_and_read_after_its_global_changed_is_refused(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "import functools\nk = 1\n@functools.lru_cache\ndef g():\n    return k"),
+        (["step:b"], "first = g()"), (["step:c"], "k = 2"), (["step:d"], "second = g()")]))
+    [d] = [d for d in p.diagnostics if d.code == "cache-across-steps"]
+    assert (d.severity, d.step, d.cell, d.line) == ("error", "d", 4, 1)
+    assert "step 'b' filled the cache" in d.message and "'k'" in d.message and "Pass k as arguments" in d.message
+
+
+def test_a_cache_whose_globals_never_change_is_fine_across_steps(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "import functools\nk = 1\n@functools.cache\ndef g(x):\n    return k * x"),
+        (["step:b"], "first = g(2)"), (["step:c"], "other = 3"), (["step:d"], "second = g(2)")]))
+    assert not [d for d in p.diagnostics if d.code == "cache-across-steps"]
+
+
+def test_subclasses_defined_in_another_step_are_refused(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "class Base:\n    pass"), (["step:b"], "class Sub(Base):\n    pass\nclass Leaf(Sub):\n    pass"),
+        (["step:c"], "subs = [k.__name__ for k in Base.__subclasses__()]")]))
+    [d] = [d for d in p.diagnostics if d.code == "subclasses-across-steps"]
+    assert (d.severity, d.step, d.line) == ("error", "c", 1)
+    assert "'Sub' (step 'b'), 'Leaf' (step 'b') are defined in another step" in d.message
+
+
+def test_subclasses_in_the_same_step_are_fine(write_notebook):
+    p = build_pipeline(write_notebook([
+        (["step:a"], "x = 1"),
+        (["step:c"], "class Base:\n    pass\nclass Sub(Base):\n    pass\nn = len(Base.__subclasses__())")]))
+    assert not [d for d in p.diagnostics if d.code == "subclasses-across-steps"]
+
+
+def test_a_conditional_import_is_a_value_not_a_replayed_import(write_notebook):
+    """`if flag: import json as fmt else: fmt = None`: a later step gets what the branch bound."""
+    p = build_pipeline(write_notebook([
+        (["step:a"], "flag = False"), (["step:b"], "if flag:\n    import json as fmt\nelse:\n    fmt = None"),
+        (["step:c"], "none = fmt is None")]))
+    assert flows(p)["c"] == (["fmt<-b"], [])
+    assert p.step("c").replay_imports == []
+
+
+
+def test_a_try_import_fallback_travels_as_the_module_it_bound(write_notebook):
+    """`try: import ujson as js` / `except ImportError: import json as js`: replaying the last import
+    would give json where the notebook had ujson, so the module itself is passed (by name)."""
+    p = build_pipeline(write_notebook([
+        (["step:a"], "try:\n    import ujson as js\nexcept ImportError:\n    import json as js"),
+        (["step:b"], "s = js.dumps([1])")]))
+    assert flows(p)["b"] == (["js<-a"], []) and p.step("b").replay_imports == []
+
+
+def test_a_top_level_import_is_still_replayed(write_notebook):
+    p = build_pipeline(write_notebook([(["step:a"], "import json as js"), (["step:b"], "s = js.dumps([1])")]))
+    assert flows(p)["b"] == ([], []) and [i.statement for i in p.step("b").replay_imports] == ["import json as js"]

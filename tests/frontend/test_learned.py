@@ -35,3 +35,17 @@ def test_a_learned_order_is_an_after_edge_and_never_a_cycle(write_notebook):
     [edge] = [e for e in p.edges if e.src == "w" and e.dst == "r"]
     assert edge.kind == "after" and edge.reasons() == ["learned from run 1: file f.txt"]
     assert p.step("r").after == ["w"]
+
+
+def test_a_learned_change_through_a_value_saved_with_it_makes_the_step_carry_it(write_notebook):
+    """`pair = [shared, shared]`: a step changing pair changes shared, which it did not read."""
+    p = build_pipeline(write_notebook([(["step:a"], "shared = [0]\npair = [shared, shared]"),
+                                       (["step:b"], "import operator\noperator.methodcaller('append', 1)(pair[0])"),
+                                       (["step:c"], "n = len(shared)")]))
+    assert {i.name: i.producer for i in p.step("c").inputs} == {"shared": "a"}
+    applied = apply_learned(p, [{"kind": "mutation", "step": "b", "name": "shared", "how": "through 'pair'",
+                                 "via": "pair", "run": 2}])
+    assert len(applied) == 1
+    assert {i.name: i.producer for i in p.step("b").inputs} == {"pair": "a", "shared": "a"}
+    assert {i.name: i.producer for i in p.step("c").inputs} == {"shared": "b"}
+    assert p.step("b").outputs == ["shared"]

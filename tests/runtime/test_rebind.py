@@ -195,12 +195,12 @@ def test_dataclass_loads_into_a_fresh_kernel(store):
     assert p == Point(3, -4) and p.norm1() == 7 and Point(1).tags == []
 
 
-def test_partial_of_a_notebook_function_keeps_its_saved_globals(store):
-    """The documented limit: only plain functions, lru_cache wrappers and classes are rebound."""
+def test_partial_of_a_notebook_function_reads_the_consuming_steps_globals(store):
+    """A partial is rebuilt over its rebound function, keeping its arguments."""
     producer = kernel('''
         import functools
         def f(a): return a + threshold
         p = functools.partial(f, 1)
         threshold = 1
     ''')
-    assert transfer(store, producer, "p", kernel(threshold=5))() == 2
+    assert transfer(store, producer, "p", kernel(threshold=5))() == 6

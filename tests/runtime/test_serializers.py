@@ -188,10 +188,44 @@ def test_notebook_functions_and_classes_have_their_own_kinds(store):
     assert dump_value("sqrt", np.sqrt, store)["kind"] == "pickle"
 
 
-def test_modules_are_never_serialized(store):
-    with pytest.raises(ModuleValueError, match="variable 'np' is the module numpy; modules are not saved"):
-        dump_value("np", np, store)
-    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+def test_a_module_in_a_variable_travels_by_name(store):
+    """`fmt = json if flag else None`: the value is the module, imported again where it is loaded."""
+    record = dump_value("fmt", json, store)
+    assert record["kind"] == "module" and store.path(record["sha256"]).read_text() == '{"module": "json"}'
+    assert load_value(record, store) is json
+
+
+def test_a_module_made_at_run_time_is_refused_by_name(store):
+    with pytest.raises(ModuleValueError, match="variable 'dyn' is the module dyn, which cannot be imported again"):
+        dump_value("dyn", types.ModuleType("dyn"), store)
+    assert [p for p in store.root.rglob("*") if p.is_file() and "tmp" not in p.parts] == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.arange(10)[::2],
+    lambda: np.arange(12).reshape(3, 4)[:, ::-2],
+    lambda: np.arange(12.0).reshape(3, 4).T[1:],
+    lambda: np.broadcast_to(np.arange(3), (4, 3)),
+    lambda: np.arange(0)[::2],
+], ids=["step", "negative", "transposed-slice", "broadcast", "empty"])
+def test_an_array_keeps_its_strides_and_flags(store, make):
+    """Code may look at `a.flags`: a view arrives as a view with the same strides, read-only if it was."""
+    array = make()
+    loaded = load_value(dump_value("a", array, store), store)
+    assert np.array_equal(loaded, array) and loaded.dtype == array.dtype
+    assert loaded.strides == array.strides or array.size == 0
+    for flag in ("C_CONTIGUOUS", "F_CONTIGUOUS", "WRITEABLE"):
+        assert loaded.flags[flag] == array.flags[flag], flag
+
+
+def test_a_read_only_array_arrives_read_only(store):
+    array = np.arange(3)
+    array.flags.writeable = False
+    record = dump_value("ro", array, store)
+    loaded = load_value(record, store)
+    assert record["kind"] == "numpy-layout" and not loaded.flags.writeable
+    with pytest.raises(ValueError):
+        loaded[0] = 5
 
 
 def test_loading_a_corrupt_artifact_names_it(store):

@@ -260,3 +260,53 @@ def test_unchanged_inputs_and_planned_outputs_pass_the_check(tmp_path):
     exec("total = df['x'].sum() + len(a)\na.append(2)", ns)   # `a` is this step's output: planned
     result = save_outputs(spec, ns)
     assert result["unplanned"] == []
+
+
+def test_outputs_that_are_one_object_load_as_one_object(tmp_path):
+    """`b = a`, a bound method and its object, a list holding another output: saved together, loaded together."""
+    made = save_outputs(write_spec(tmp_path, "make", outputs={n: ["use"] for n in ("a", "b", "pair", "shared", "g", "c", "z")}),
+                        kernel('''
+        class C:
+            def __init__(self): self.v = 1
+            def get(self): return self.v
+        a = [1]; b = a
+        shared = [0]; pair = [shared, shared]
+        c = C(); g = c.get
+        z = [2]
+    '''))
+    kinds = {n: r["kind"] for n, r in made["outputs"].items()}
+    assert kinds == {"a": "group", "b": "group", "pair": "group", "shared": "group", "g": "group", "c": "group",
+                     "z": "pickle"}
+    assert made["outputs"]["a"]["sha256"] == made["outputs"]["b"]["sha256"] != made["outputs"]["pair"]["sha256"]
+    ns = kernel()
+    load_inputs(write_spec(tmp_path, "use", inputs=made["outputs"]), ns)
+    assert ns["a"] is ns["b"] and ns["pair"][0] is ns["shared"] and ns["g"].__self__ is ns["c"]
+    ns["c"].v = 5
+    assert ns["g"]() == 5
+
+
+def test_a_value_changed_through_another_it_was_saved_with_fails_the_step_and_names_both(tmp_path):
+    from same_nb.runtime.errors import UnplannedEffectError
+
+    made = save_outputs(write_spec(tmp_path, "make", outputs={"shared": ["late"], "pair": ["change"]}),
+                        kernel("shared = [0]\npair = [shared, shared]"))
+    spec = write_spec(tmp_path, "change", inputs={"pair": made["outputs"]["pair"]})
+    ns = kernel()
+    load_inputs(spec, ns)
+    assert "shared" not in ns                      # not asked for: held, not bound
+    exec("pair[0].append(1)", ns)
+    with pytest.raises(UnplannedEffectError, match="step 'change' changed 'shared' through 'pair'"):
+        save_outputs(spec, ns)
+    result = json.loads((tmp_path / ".same/runs/1/steps/change/result.json").read_text())
+    assert result["unplanned"] == [{"kind": "mutation", "name": "shared", "how": "through 'pair'", "via": "pair",
+                                    "producer": None, "readers": []}]
+
+
+def test_reading_a_group_member_without_changing_it_passes(tmp_path):
+    made = save_outputs(write_spec(tmp_path, "make", outputs={"shared": ["late"], "pair": ["read"]}),
+                        kernel("shared = [0]\npair = [shared, shared]"))
+    spec = write_spec(tmp_path, "read", inputs={"pair": made["outputs"]["pair"]}, outputs={"n": ["x"]})
+    ns = kernel()
+    load_inputs(spec, ns)
+    exec("n = len(pair[1])", ns)
+    assert save_outputs(spec, ns)["unplanned"] == []
