@@ -57,6 +57,10 @@ class StepState:
     info: dict = field(default_factory=dict)      # cache key components
     key: str = ""
 
+# Process state that decides what an import loads or how it configures itself (`os.environ["MPLBACKEND"]`,
+# `sys.path.append`, `os.chdir`, warnings made errors): a step replaying any of it imports nothing early.
+_IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
+
 
 class Runner:
     def __init__(self, req: RunRequest, store, run_id: int, run_dir: Path, progress):
@@ -280,6 +284,8 @@ class Runner:
         for producer in {i.producer for i in step.variable_inputs}:
             imports += self.p.step(producer).imports + self.p.step(producer).replay_imports
         mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
+        if any(r.channel in _IMPORT_CONTEXT for r in step.replay):
+            mods = []          # replayed before the step's imports: they may change what an import finds or does
         extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
         if step.variable_inputs:
             extra.append("cloudpickle")
