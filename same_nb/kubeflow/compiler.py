@@ -95,6 +95,8 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     files.append(_write(out / "envs" / EXECUTOR_LOCK, executor_lock))
     configs = {s.name: manifest.step_config(s.name) for s in pipeline.steps}
     shipped_data = _local_datasets(manifest, notebook_dir, warnings)
+    name = slugify_name(pipeline.name) or "pipeline"
+    components = _component_names(pipeline, name)
     for step in pipeline.steps:
         lock = locks.steps[step.name]
         if lock.fallback or problem:
@@ -105,8 +107,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
             warnings.append(f"{step.name}: image {configs[step.name].image} runs Python {tag.group(1)} but the "
                             f"lock is for Python {locks.python_version}; set environment.python_version in same.yaml")
         files += _write_launch_files(out / "kfp" / step.name, pipeline, step, lock.lock_path.read_text(),
-                                     lock.local_modules, shipped_data, notebook_dir)
-    name = slugify_name(pipeline.name) or "pipeline"
+                                     lock.local_modules, shipped_data, notebook_dir, components[step.name])
     pipeline_py = _write(out / "pipeline.py", _pipeline_source(pipeline, parameters, name, configs, notebook.name))
     pipeline_yaml = out / "pipeline.yaml"
     _compile_yaml(pipeline_py, pipeline_yaml)
@@ -118,8 +119,9 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
 
 
 def notebook_step(bundle: str | Path, step: str, *, image: str):
-    """Decorator for a step function of ``pipeline.py``: a lightweight component named ``step``
-    whose command first runs the launcher (install the lock, unpack the step's files)."""
+    """Decorator for a step function of ``pipeline.py``: a lightweight component named ``step`` (or
+    the name its step.json gives, see ``_component_names``) whose command first runs the launcher
+    (install the lock, unpack the step's files)."""
     bundle = Path(bundle)
 
     def build(func):
@@ -128,7 +130,8 @@ def notebook_step(bundle: str | Path, step: str, *, image: str):
         component = dsl.component(func, base_image=image, install_kfp_package=False)
         container = component.component_spec.implementation.container
         container.command = ["sh", "-ec", _launcher_script(bundle, step), "same-nb-launcher", *container.command]
-        component.component_spec.name = component.name = step
+        launch = json.loads((bundle / "kfp" / step / "step.json").read_text(encoding="utf-8"))
+        component.component_spec.name = component.name = launch.get("component", step)
         return component
 
     return build
@@ -243,6 +246,31 @@ def _check_names(pipeline: Pipeline, path: str) -> None:
                                 f"reserved", path=path, step=step.name)
 
 
+def _k8s_name(name: str) -> str:
+    """kfp's own cleaning of component and task names (kfp.dsl.utils.maybe_rename_for_k8s)."""
+    return re.sub("-+", "-", re.sub("[^-0-9a-z]+", "-", name.lower())).strip("-")
+
+
+def _component_names(pipeline: Pipeline, pipeline_name: str) -> dict[str, str]:
+    """Each step's KFP component name: the step's name, unless kfp would key it like the pipeline.
+    kfp's loader (``kfp.components.load_component_from_file``) reads the component keyed
+    ``comp-<pipeline name>`` when there is one, so a step named like the pipeline (an untagged
+    notebook's single step, a step named after its notebook) would load instead of the pipeline,
+    every parameter without its default. Such a step's component becomes ``<step>-step``; its task
+    keeps the step's name as display name."""
+    clash = _k8s_name(pipeline_name)
+    taken = {_k8s_name(s.name) for s in pipeline.steps} | {clash}
+    names = {}
+    for step in pipeline.steps:
+        name = step.name
+        if _k8s_name(name) == clash:
+            while _k8s_name(name) in taken:
+                name += "-step"
+            taken.add(_k8s_name(name))
+        names[step.name] = name
+    return names
+
+
 def _fresh(name: str, taken: set[str], suffix: str) -> str:
     while name in taken or keyword.iskeyword(name):
         name += suffix
@@ -268,12 +296,13 @@ def _argument(variable: str) -> str:
 
 def _write_launch_files(launch_dir: Path, pipeline: Pipeline, step: Step, lock: str,
                         local_modules: list[Path], shipped_data: list[Path] = (),
-                        notebook_dir: Path | None = None) -> list[Path]:
+                        notebook_dir: Path | None = None, component: str | None = None) -> list[Path]:
     args = _component_arguments(pipeline, step)
     literal = {p.name: p.type for p in pipeline.parameters if p.type in LITERAL_TYPES}
     consumers = {v: sorted({s.name for s in pipeline.steps for i in s.variable_inputs
                             if i.producer == step.name and i.name == v}) for v in step.outputs}
-    launch = {"step": step.name, "notebook": f"{step.name}.ipynb", "kernel": pipeline.kernel,
+    launch = {"step": step.name, "component": component or step.name, "notebook": f"{step.name}.ipynb",
+              "kernel": pipeline.kernel,
               "renderer": "nbconvert" if re.search(r"^nbconvert==", lock, re.M | re.I) else "basic",
               "parameters": args["parameters"], "inputs": args["inputs"],
               "literals": {a: literal[v] for a, v in args["parameters"].items() if v in literal},
@@ -383,6 +412,7 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
     functions = {s.name: _fresh("step_" + re.sub(r"\W", "_", s.name), taken, "_") for s in pipeline.steps}
     task_vars = {s.name: _fresh(re.sub(r"\W", "_", s.name) + "_task", taken, "_") for s in pipeline.steps}
     arguments = {s.name: _component_arguments(pipeline, s) for s in pipeline.steps}
+    component_names = _component_names(pipeline, name)
     types = {p.name: PARAMETER_TYPES[p.type] for p in pipeline.parameters}
     components, tasks = [], []
     for step in pipeline.steps:
@@ -404,8 +434,11 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
             call.append(f"{a}={task_vars[producer]}.outputs[{out!r}]")
         # after: tags, and the order files and the working directory impose (no artifact carries it)
         after = list(dict.fromkeys(task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind != "data"))
+        calls = _task_calls(configs[step_name], after)
+        if component_names[step_name] != step_name:     # the task is named for its component: show the step's
+            calls.insert(0, f"set_display_name({step_name!r})")
         tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
-                      "calls": _task_calls(configs[step_name], after)})
+                      "calls": calls})
     return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,
                   tasks=tasks, parameters=parameters, name_repr=repr(name),
                   description_repr=repr(f"Compiled by same-nb {__version__} from {notebook_name}"))

@@ -110,6 +110,39 @@ def test_pipeline_yaml_loads_as_a_component(compiled):
     assert result.pipeline_py.read_text().count("@notebook_step(") == 4
 
 
+@pytest.mark.parametrize("name, cells, step", [
+    # An untagged notebook: one step, named after the notebook, like the pipeline.
+    ("untagged", [(["parameters"], "alpha = 0.5\nlabel = \"it's\"\nepochs = 3"), ([], "total = alpha * epochs")],
+     "untagged"),
+    # A tagged step named after its notebook (kfp cleans `loaded_data` to `loaded-data`, the pipeline's name).
+    ("loaded_data", [(["parameters"], "alpha = 0.5\nlabel = \"it's\"\nepochs = 3"),
+                     (["step:prepare"], "x = alpha * epochs"), (["step:loaded_data"], "total = x + len(label)")],
+     "loaded_data"),
+])
+def test_a_step_named_like_the_pipeline_does_not_hide_it(compiled, folder, name, cells, step):
+    """kfp's loader takes the component keyed `comp-<pipeline name>` when there is one: a step of that
+    name would load instead of the pipeline, every parameter losing its default."""
+    from kfp.components import load_component_from_file
+
+    _notebook(folder / f"{name}.ipynb", cells)
+    result, spec = compiled(name)
+    assert result.name == name.replace("_", "-") and step in {s.name for s in result.pipeline.steps}
+    component = load_component_from_file(str(result.pipeline_yaml))
+    assert component.name == result.name
+    inputs = component.component_spec.inputs
+    assert {k: (v.default, v.optional) for k, v in inputs.items()} == {
+        "alpha": (0.5, True), "label": ("it's", True), "epochs": (3, True)}
+    assert f"comp-{result.name}" not in spec["components"]
+    # The step's task keeps the step's name where KFP shows it (and where `same-nb runs` reads states).
+    tasks = spec["root"]["dag"]["tasks"]
+    assert sorted(t["taskInfo"]["name"] for t in tasks.values()) == sorted(s.name for s in result.pipeline.steps)
+    renamed = next(key for key, t in tasks.items() if t["taskInfo"]["name"] == step)
+    assert renamed != result.name and f"exec-{renamed}" in spec["deploymentSpec"]["executors"]
+    launch = json.loads((result.out_dir / "kfp" / step / "step.json").read_text())
+    assert (launch["step"], launch["component"]) == (step, f"{step}-step")
+    assert renamed == f"{step}-step".replace("_", "-")
+
+
 def test_tasks_dependencies_and_artifact_wiring(compiled):
     _, spec = compiled("branching")
     tasks = spec["root"]["dag"]["tasks"]

@@ -178,6 +178,25 @@ def test_kfp_local_failing_step_names_the_cell(compiled, kfp_env, capsys):
     assert "bad value 4" in page.read_text()
 
 
+@slow
+@pytest.mark.filterwarnings("ignore:Task 'untagged-step'. settings .'display_name'. have no effect")
+def test_kfp_local_untagged_notebook_runs_with_its_defaults(kfp_env, tmp_path):
+    """An untagged notebook's one step is named like the pipeline: loaded as a user would, the file is
+    still the pipeline, and calling it without arguments runs the step with the parameters' defaults."""
+    from kfp.components import load_component_from_file
+
+    from conftest import notebook_data
+
+    nb = tmp_path / "untagged.ipynb"
+    nb.write_text(json.dumps(notebook_data([(["parameters"], "alpha = 0.5\nlabel = \"it's\""),
+                                            ([], "print('got', alpha * 4, label)")])))
+    result = compile_kubeflow(nb, tmp_path / "untagged-kubeflow")
+    load_component_from_file(str(result.pipeline_yaml))()
+    [page] = (kfp_env[0] / "outputs").glob("untagged-*/*/same_nb_notebook")
+    assert page.parent.name == "untagged-step"
+    assert html.escape("got 2.0 it's") in page.read_text()
+
+
 # -- pieces of the pod side, without kfp.local ---------------------------------------------------
 
 class _Artifact:
