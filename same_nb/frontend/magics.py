@@ -247,9 +247,11 @@ def magic_effects(method: str, texts: list[str]) -> MagicEffects:
         if texts[0] in _OPAQUE_MAGICS:
             effects.findings.append(("opaque-magic", _OPAQUE_MAGICS[texts[0]], "warning"))
         if texts[0] in _NAMESPACE_MAGICS:
+            # %who and %whos only print; %who_ls returns the list, which code can go on to use.
             effects.findings.append(("namespace-listing", f"%{texts[0]} lists the kernel's variables, but a step's "
                                      "kernel holds only what the step loads and defines, so the list differs from "
-                                     "a top-to-bottom run; name the variables you need instead", "error"))
+                                     "a top-to-bottom run; name the variables you need instead",
+                                     "error" if texts[0] == "who_ls" else "warning"))
         command = " ".join(texts)
     else:
         return effects
