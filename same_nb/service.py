@@ -5,6 +5,7 @@ Functions here take paths and plain values and return plain objects; they never 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from same_nb.frontend.inspection import Inspection
 from same_nb.frontend.ir import Pipeline
 from same_nb.frontend.params import resolve_params
 
-__all__ = ["CompileResult", "Inspection", "RunResult", "compile_for_kubeflow", "compile_notebook",
-           "default_bundle_dir", "inspect_notebook", "lock_notebook", "refresh_remote_runs", "rerun_run",
-           "resolve_params", "run_notebook", "run_on_kubeflow", "verify_notebook", "forget_effects"]
+__all__ = ["CompileResult", "Inspection", "RunResult", "check_param_text", "check_run_params",
+           "compile_for_kubeflow", "compile_notebook", "default_bundle_dir", "inspect_notebook", "lock_notebook",
+           "refresh_remote_runs", "rerun_run", "resolve_params", "run_notebook", "run_on_kubeflow",
+           "verify_notebook", "forget_effects"]
 
 
 def _learned(path: str | Path) -> list[dict]:
@@ -198,6 +200,66 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     finally:
         discard_spare(spare)                       # unless a step adopted it (then it is shut down already)
         store.close()
+
+
+MAX_PARAM_BYTES = 100_000           # under Linux's 128 KiB limit on one command-line argument
+_ARGPARSE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")   # what argparse takes for a negative number, not an option
+
+
+def check_param_text(params: dict) -> None:
+    """Refuse parameter names and values no process can be given: not text, NUL characters, lone
+    surrogates (not encodable), or longer than one command-line argument may be."""
+    if not isinstance(params, dict):
+        raise SameError("params must map parameter names to values written as text, e.g. {\"alpha\": \"0.5\"}")
+    for name, value in params.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise SameError("params must map parameter names to values written as text, e.g. {\"alpha\": \"0.5\"}")
+        for label, text in ((f"the name of parameter {name[:40]!r}", name),
+                            (f"the value of parameter {name[:40]!r}", value)):
+            if "\x00" in text:
+                raise SameError(f"{label} contains a NUL character, which no process argument can hold")
+            try:
+                size = len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise SameError(f"{label} is not valid Unicode text (it holds a lone surrogate)") from None
+            if size > MAX_PARAM_BYTES:
+                raise SameError(f"{label} is {size} bytes long; at most {MAX_PARAM_BYTES} are accepted")
+
+
+def check_run_params(path: str | Path, params: dict[str, str]) -> list[tuple[str, str]]:
+    """The API's run start: check ``params`` ({name: value as text}) against the notebook BEFORE any
+    run row exists, and return them as ``(name, value)`` pairs that ``background.start_run`` can pass
+    on its command line (``-p NAME VALUE``) and that mean the same there.
+
+    A value starting with '-' would be read there as an option: a typed value (int, float, bool,
+    list, dict, None) is handed on with a leading space, which its parsing strips, so ``-1``, ``-0.5``
+    and ``-1e-3`` work; a text (str) value is passed as is when argparse reads it as a negative
+    number, and refused otherwise (same_nb.background cannot take it yet). Raises SameError.
+    """
+    from same_nb.local.prepared import prepare
+    from same_nb.store.schema import check_json
+
+    check_param_text(params)
+    notebook = Path(path).resolve()
+    if not notebook.is_file():
+        raise SameError("no such notebook", path=str(path))
+    prepared = prepare(notebook)
+    values = resolve_params(prepared.pipeline, prepared.config.get("params", {}), list(params.items()))
+    check_json(f"parameters of pipeline {prepared.pipeline.name!r}", values)
+    types = {p.name: p.type for p in prepared.pipeline.parameters}
+    safe = []
+    for name, value in params.items():
+        if value.startswith("-"):
+            if types.get(name) != "str":
+                value = " " + value          # stripped before parsing: the same typed value
+            elif not _ARGPARSE_NUMBER.fullmatch(value):
+                raise SameError(f"parameter {name!r}: a text value starting with '-' ({value[:40]!r}) cannot be "
+                                "passed to a run started from Jupyter yet; start it with `same-nb run -p` instead")
+        safe.append((name, value))
+    if resolve_params(prepared.pipeline, prepared.config.get("params", {}), safe) != values:
+        raise SameError("these parameter values cannot be passed to a run started from Jupyter unchanged; "
+                        "start it with `same-nb run -p` instead")
+    return safe
 
 
 def rerun_run(run_id: int, *, notebook_dir=None, jobs: int | None = None, progress=None):

@@ -5,13 +5,23 @@ with kind ``step_run`` or ``artifact``; edges are ``{"source", "target", "kind",
 ``input`` (artifact → step run) or ``output`` (step run → artifact). Runs link to each other through
 artifact hashes, so an input made by an earlier run shows that run's producing step. Later node kinds
 (files, datasets) fit the same shape.
+
+Both graphs are confined to one Jupyter server root (``root``): step runs of notebooks outside it (a
+store shared by several roots) are left out, and a file an artifact names is hashed only when its real
+path lies inside the root (see :func:`same_nb.server.paths.open_confined`), never because the store says so.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import os
+from pathlib import Path
+
+from sqlalchemy import func, select
 
 from same_nb.errors import SameError
-from same_nb.store.schema import artifacts, step_run_artifacts, step_runs
+from same_nb.server.paths import inside, open_confined
+from same_nb.store.database import folder_prefix
+from same_nb.store.schema import artifacts, runs, step_run_artifacts, step_runs
 
 MAX_DEPTH = 50
 _PRODUCED = ("success", "cached")
@@ -67,12 +77,20 @@ def _edges_of(conn, step_run_ids: list[int]) -> list:
     return conn.execute(query).mappings().all()
 
 
-def _producers(conn, shas: set[str]) -> dict[str, dict]:
-    """The step run that made each hash: one that computed it (not a cache hit) if any, newest first."""
+def _under(root: str | Path):
+    """SQL: the run's notebook lies below the server root."""
+    prefix = folder_prefix(root)
+    return func.substr(runs.c.notebook_path, 1, len(prefix)) == prefix
+
+
+def _producers(conn, shas: set[str], root: str | Path) -> dict[str, dict]:
+    """The step run that made each hash: one that computed it (not a cache hit) if any, newest first;
+    only runs of notebooks under the server root."""
     query = (select(step_runs, step_run_artifacts.c.artifact_sha256)
              .join(step_run_artifacts, step_run_artifacts.c.step_run_id == step_runs.c.id)
+             .join(runs, runs.c.id == step_runs.c.run_id)
              .where(step_run_artifacts.c.artifact_sha256.in_(list(shas)),
-                    step_run_artifacts.c.direction == "out", step_runs.c.status.in_(_PRODUCED))
+                    step_run_artifacts.c.direction == "out", step_runs.c.status.in_(_PRODUCED), _under(root))
              .order_by(step_runs.c.cache_hit, step_runs.c.id.desc()))
     best: dict[str, dict] = {}
     for row in conn.execute(query).mappings():
@@ -80,8 +98,9 @@ def _producers(conn, shas: set[str]) -> dict[str, dict]:
     return best
 
 
-def run_lineage(store, run_id: int) -> dict:
-    """The run's step runs and artifacts, plus the earlier step runs that made its outside inputs."""
+def run_lineage(store, run_id: int, root: str | Path) -> dict:
+    """The run's step runs and artifacts, plus the earlier step runs (under ``root``) that made its
+    outside inputs. The caller checked that the run itself belongs to the folder asked about."""
     graph = _Graph(root=f"run:{run_id}")
     with store.engine.connect() as conn:
         rows = conn.execute(select(step_runs).where(step_runs.c.run_id == run_id)
@@ -95,7 +114,7 @@ def run_lineage(store, run_id: int) -> dict:
             graph.link(link)
         made_here = {e["artifact_sha256"] for e in links if e["direction"] == "out"}
         outside = {e["artifact_sha256"] for e in links if e["direction"] == "in"} - made_here
-        for sha, producer in (_producers(conn, outside).items() if outside else ()):
+        for sha, producer in (_producers(conn, outside, root).items() if outside else ()):
             graph.step(producer)
             graph.link({"step_run_id": producer["id"], "direction": "out", "artifact_sha256": sha,
                         "name": graph.nodes[f"artifact:{sha}"]["label"], "kind": None, "type": None,
@@ -103,12 +122,77 @@ def run_lineage(store, run_id: int) -> dict:
     return graph.to_dict(truncated=False)
 
 
-def artifact_lineage(store, sha256: str, max_depth: int = MAX_DEPTH) -> dict:
-    """Trace an artifact upstream (``same_nb.store.lineage.trace``): its producer, that step's inputs,
-    their producers, and so on, across runs."""
-    from same_nb.store.lineage import trace
+def _file_check(node: dict, producer: dict, root: str) -> None:
+    """``store.lineage._flag_modified`` confined to the server root: a file recorded outside it is
+    neither opened nor shown (its location becomes None)."""
+    if node["role"] != "file" or "run_id" not in producer:
+        return
+    name = Path(node["name"])
+    path = name if name.is_absolute() else Path(producer["notebook"]).parent / name
+    run = producer["run_id"]
+    if not inside(root, os.path.realpath(path)):
+        node["location"], node["modified"] = None, "not checked: outside the Jupyter server root"
+        return
+    node["location"] = str(path)
+    with open_confined(path, root) as opened:
+        if opened is None:
+            node["modified"] = f"missing: deleted or moved since run {run}"
+            return
+        fd, info = opened
+        if node["size"] is not None and info.st_size != node["size"]:
+            node["modified"] = f"modified since run {run}: hash differs"
+            return
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != node["sha256"]:
+        node["modified"] = f"modified since run {run}: hash differs"
 
-    tree = trace(store, sha256, max_depth=max_depth)
+
+def _trace(store, sha256: str, root: str, max_depth: int) -> dict:
+    """``store.lineage.trace`` of one full sha256, with files checked by :func:`_file_check` and
+    producers outside ``root`` left out."""
+    from same_nb.store.lineage import _node, _producer, _Tracer
+
+    e = step_run_artifacts.c
+    with store.engine.connect() as conn:
+        art = conn.execute(select(artifacts).where(artifacts.c.sha256 == sha256)).mappings().first()
+        if art is None:
+            raise SameError(f"no recorded artifact has sha256 {sha256}")
+        named = conn.execute(select(e.name, e.role).where(e.artifact_sha256 == sha256)
+                             .order_by(e.step_run_id.desc()).limit(1)).first()
+        tree = _node({"name": named[0] if named else sha256[:12], "role": named[1] if named else art["kind"],
+                      **dict(art)})
+        producer = conn.execute(select(_producer(sha256))).scalar()
+        tracer = _Tracer(conn, producer, max_depth)
+    prefix = folder_prefix(root)
+    shown = {i for i, d in tracer.details.items() if str(d.get("notebook") or "").startswith(prefix)}
+
+    def expand(node: dict, producer_id: int | None, depth: int) -> None:
+        if producer_id is None or (producer_id in tracer.details and producer_id not in shown):
+            node["producer"] = None                   # none, or a run of another root: not shown
+            return
+        if producer_id in tracer.expanded or depth >= max_depth:
+            node["producer"] = {"step_run_id": producer_id, "shown_above": depth < max_depth,
+                                "depth_limit": depth >= max_depth}
+            return
+        tracer.expanded.add(producer_id)
+        node["producer"] = tracer.details[producer_id]
+        node["inputs"] = []
+        for edge in tracer.inputs.get(producer_id, []):
+            child = _node(edge)
+            _file_check(child, node["producer"], root)
+            node["inputs"].append(child)
+            expand(child, edge["producer_id"], depth + 1)
+
+    expand(tree, producer, 0)
+    return tree
+
+
+def artifact_lineage(store, sha256: str, root: str | Path, max_depth: int = MAX_DEPTH) -> dict:
+    """Trace an artifact upstream (as ``same_nb.store.lineage.trace``): its producer, that step's inputs,
+    their producers, and so on, across the runs under ``root``."""
+    tree = _trace(store, sha256, os.path.realpath(root), max_depth)
     graph = _Graph(root=f"artifact:{tree['sha256']}")
     truncated = False
     pending = [(tree, None)]                    # (artifact node, the step run that reads it)

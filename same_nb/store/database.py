@@ -52,6 +52,7 @@ _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 _PG_CREATE_LOCK = 0x5A3E_0001  # advisory lock id serializing migrations across processes
 SCHEMA_REVISION = "0002"       # the newest revision in same_nb/migrations/versions
 _HAS_PROC = Path("/proc/self/stat").exists()
+MAX_RUN_ID = 2**63 - 1         # the largest id SQLite and PostgreSQL (bigint) can hold
 
 
 def mask_url(url: str) -> str:
@@ -289,14 +290,14 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def list_runs(self, limit: int = 50, offset: int = 0,
-                  notebook_path: str | Path | None = None) -> list[dict]:
-        """Runs newest first, each with ``step_counts`` ({status: n}) and ``duration_s``."""
+    def list_runs(self, limit: int = 50, offset: int = 0, notebook_path: str | Path | None = None,
+                  folder: str | Path | None = None) -> list[dict]:
+        """Runs newest first, each with ``step_counts`` ({status: n}) and ``duration_s``; only the
+        runs of one notebook, or of the notebooks directly in ``folder`` (a store shared by several
+        folders, or by several Jupyter servers, holds others)."""
         if limit < 0 or offset < 0:
             raise SameError(f"invalid page: limit {limit}, offset {offset} must be >= 0")
-        query = select(runs).order_by(runs.c.id.desc()).limit(limit).offset(offset)
-        if notebook_path is not None:
-            query = query.where(runs.c.notebook_path == str(Path(notebook_path).resolve()))
+        query = _scoped(select(runs), notebook_path, folder).order_by(runs.c.id.desc()).limit(limit).offset(offset)
         with self._tx(write=False) as conn:
             rows = [_run_dict(r) for r in conn.execute(query).mappings()]
             counts = conn.execute(
@@ -308,15 +309,16 @@ class Store:
             by_id[run_id]["step_counts"][status] = n
         return rows
 
-    def count_runs(self, notebook_path: str | Path | None = None) -> int:
-        query = select(func.count()).select_from(runs)
-        if notebook_path is not None:
-            query = query.where(runs.c.notebook_path == str(Path(notebook_path).resolve()))
+    def count_runs(self, notebook_path: str | Path | None = None, folder: str | Path | None = None) -> int:
+        query = _scoped(select(func.count()).select_from(runs), notebook_path, folder)
         with self._tx(write=False) as conn:
             return conn.execute(query).scalar_one()
 
     def get_run(self, run_id: int) -> dict | None:
-        """One run with ``step_counts`` and ``steps`` (each with inputs, outputs and metrics)."""
+        """One run with ``step_counts`` and ``steps`` (each with inputs, outputs and metrics); None
+        when there is no such run (an id no database column can hold included)."""
+        if not valid_run_id(run_id):
+            return None
         with self._tx(write=False) as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
             if row is None:
@@ -398,6 +400,28 @@ class Store:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+def valid_run_id(run_id: Any) -> bool:
+    """Whether ``run_id`` is an int a run could have (1 ≤ id ≤ 2**63 - 1); larger ones overflow SQLite."""
+    return isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id <= MAX_RUN_ID
+
+
+def folder_prefix(folder: str | Path) -> str:
+    """The resolved ``folder`` with a trailing separator: what its notebooks' recorded paths start with."""
+    return str(Path(folder).resolve()).rstrip(os.sep) + os.sep
+
+
+def _scoped(query: Any, notebook_path: str | Path | None, folder: str | Path | None) -> Any:
+    if notebook_path is not None:
+        query = query.where(runs.c.notebook_path == str(Path(notebook_path).resolve()))
+    if folder is not None:
+        # Exact prefix comparison, not LIKE: SQLite's LIKE ignores case, and '_' and '%' match more.
+        prefix = folder_prefix(folder)
+        path = runs.c.notebook_path
+        query = query.where(func.substr(path, 1, len(prefix)) == prefix,
+                            ~func.substr(path, len(prefix) + 1).contains(os.sep, autoescape=True))
+    return query
+
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
