@@ -8,6 +8,7 @@ runner turns into a cancelled run, after checking the pid still is that very pro
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from same_nb.errors import SameError
 
 LOG_NAME = "background.log"
+PARAMS_NAME = "request-params.json"
 MODULE = "same_nb.background"
 
 
@@ -56,8 +58,11 @@ def start_run(notebook: str | Path, params: list[tuple[str, str]] = (), *, use_c
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", MODULE, str(path), "--run-id", str(run_id)]
-            for name, value in params:
-                cmd += ["-p", name, str(value)]
+            if params:
+                # A file, not argv: a value may start with "-" or be long; argparse would take it for an option.
+                params_file = run_dir / PARAMS_NAME
+                params_file.write_text(json.dumps([[str(n), str(v)] for n, v in params]), encoding="utf-8")
+                cmd += ["--params-json", str(params_file)]
             if not use_cache:
                 cmd.append("--no-cache")
             if jobs is not None:
@@ -65,7 +70,7 @@ def start_run(notebook: str | Path, params: list[tuple[str, str]] = (), *, use_c
             with open(run_dir / LOG_NAME, "ab") as log:
                 proc = subprocess.Popen(cmd, cwd=path.parent, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as exc:
+        except Exception as exc:      # the run row exists: it must not stay "running" with no process
             store.finish_run(run_id, "failed", error=f"could not start the run process: {exc}")
             raise SameError(f"could not start the run process: {exc}", path=str(notebook)) from exc
         _record_process(store, run_id, proc.pid)
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("--run-id", type=int, required=True)
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--params-json", metavar="FILE", help="a JSON list of [name, value] pairs (what start_run writes)")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--jobs", type=int)
     args = parser.parse_args(argv)
@@ -153,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     from same_nb.service import run_notebook
 
     notebook = Path(args.notebook)
+    pairs = [tuple(p) for p in args.param]
     try:
-        result = run_notebook(notebook, params=[tuple(p) for p in args.param], jobs=args.jobs,
+        if args.params_json:
+            pairs += [tuple(p) for p in json.loads(Path(args.params_json).read_text(encoding="utf-8"))]
+        result = run_notebook(notebook, params=pairs, jobs=args.jobs,
                               use_cache=not args.no_cache, progress=PlainProgress(), run_id=args.run_id)
     except KeyboardInterrupt:
         print(f"run {args.run_id} cancelled", flush=True)

@@ -5,7 +5,6 @@ Functions here take paths and plain values and return plain objects; they never 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,7 +202,6 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
 
 
 MAX_PARAM_BYTES = 100_000           # under Linux's 128 KiB limit on one command-line argument
-_ARGPARSE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")   # what argparse takes for a negative number, not an option
 
 
 def check_param_text(params: dict) -> None:
@@ -228,14 +226,8 @@ def check_param_text(params: dict) -> None:
 
 def check_run_params(path: str | Path, params: dict[str, str]) -> list[tuple[str, str]]:
     """The API's run start: check ``params`` ({name: value as text}) against the notebook BEFORE any
-    run row exists, and return them as ``(name, value)`` pairs that ``background.start_run`` can pass
-    on its command line (``-p NAME VALUE``) and that mean the same there.
-
-    A value starting with '-' would be read there as an option: a typed value (int, float, bool,
-    list, dict, None) is handed on with a leading space, which its parsing strips, so ``-1``, ``-0.5``
-    and ``-1e-3`` work; a text (str) value is passed as is when argparse reads it as a negative
-    number, and refused otherwise (same_nb.background cannot take it yet). Raises SameError.
-    """
+    run row exists; returns them as ``(name, value)`` pairs for ``background.start_run`` (which hands
+    them to the run process in a file, so a value may start with '-'). Raises SameError."""
     from same_nb.local.prepared import prepare
     from same_nb.store.schema import check_json
 
@@ -246,20 +238,7 @@ def check_run_params(path: str | Path, params: dict[str, str]) -> list[tuple[str
     prepared = prepare(notebook)
     values = resolve_params(prepared.pipeline, prepared.config.get("params", {}), list(params.items()))
     check_json(f"parameters of pipeline {prepared.pipeline.name!r}", values)
-    types = {p.name: p.type for p in prepared.pipeline.parameters}
-    safe = []
-    for name, value in params.items():
-        if value.startswith("-"):
-            if types.get(name) != "str":
-                value = " " + value          # stripped before parsing: the same typed value
-            elif not _ARGPARSE_NUMBER.fullmatch(value):
-                raise SameError(f"parameter {name!r}: a text value starting with '-' ({value[:40]!r}) cannot be "
-                                "passed to a run started from Jupyter yet; start it with `same-nb run -p` instead")
-        safe.append((name, value))
-    if resolve_params(prepared.pipeline, prepared.config.get("params", {}), safe) != values:
-        raise SameError("these parameter values cannot be passed to a run started from Jupyter unchanged; "
-                        "start it with `same-nb run -p` instead")
-    return safe
+    return list(params.items())
 
 
 def rerun_run(run_id: int, *, notebook_dir=None, jobs: int | None = None, progress=None):
