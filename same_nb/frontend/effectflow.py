@@ -83,8 +83,14 @@ class EffectFlow:
         self.candidates: list[Candidate] = []
         self.pos = 0
 
-    def run(self, steps: list[StepDraft], scans: dict[str, CellScan]) -> EffectPlan:
+    def run(self, steps: list[StepDraft], scans: dict[str, CellScan], prelude: list[CellScan] = ()) -> EffectPlan:
         plan = EffectPlan({}, self.candidates, self.diagnostics, {})
+        # Prelude cells (Kale's `imports`/`functions`) run at the top of every step: their imports name
+        # the modules every step's calls resolve against.
+        for scan in prelude:
+            for st in scan.statements:
+                for alias, qualified, statement in st.imports:
+                    self.aliases[alias] = (qualified, statement)
         for index, draft in enumerate(steps):
             here = plan.steps[draft.name] = StepEffects(draft.name)
             for cell in draft.cells:

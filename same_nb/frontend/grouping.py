@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from same_nb.errors import SameError
 from same_nb.frontend.ir import Edge
 from same_nb.frontend.notebook import LoadedNotebook, NotebookCell
-from same_nb.frontend.params import parse_parameters
+from same_nb.frontend.params import parse_parameters, split_parameters_source
 from same_nb.frontend.tags import Tag, parse_tags, step_name_from_stem, valid_step_name
 
 
@@ -79,21 +79,11 @@ def _split_parameters(cell: NotebookCell) -> tuple[NotebookCell, NotebookCell | 
     """papermill's parameters cell is plain code: `import os` or `same.import_packages("six")` beside the
     defaults is common. Assignments stay in the parameters cell (and must be literals); every other
     statement runs as ordinary code where the cell stands. Lines keep their numbers in both parts."""
-    try:
-        tree = ast.parse(cell.source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return cell, None                     # parse_parameters reports it
-    other = [st for st in tree.body if not isinstance(st, (ast.Assign, ast.AnnAssign))]
-    if not other:
-        return cell, None
-    lines = cell.source.splitlines()
-    code_lines = {n for st in other for n in range(st.lineno, (st.end_lineno or st.lineno) + 1)}
-    if any(sum(1 for st in tree.body if st.lineno <= n <= (st.end_lineno or st.lineno)) > 1 for n in code_lines):
-        return cell, None                     # `import os; x = 1` on one line: cannot split by lines
-    keep = "\n".join("" if i + 1 in code_lines else line for i, line in enumerate(lines))
-    code = "\n".join(line if i + 1 in code_lines else "" for i, line in enumerate(lines))
-    return dataclasses.replace(cell, source=keep), dataclasses.replace(cell, source=code.rstrip() + "\n",
-                                                                       tags=[])
+    parts = split_parameters_source(cell.source)
+    if parts is None:
+        return cell, None                     # parse_parameters reports what does not parse
+    keep, code = parts
+    return dataclasses.replace(cell, source=keep), dataclasses.replace(cell, source=code, tags=[])
 
 
 def group_cells(nb: LoadedNotebook) -> Grouping:

@@ -17,13 +17,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from same_nb.errors import SameError
 from same_nb.frontend.manifest_dump import dump_manifest as dump_manifest  # re-exported
 from same_nb.frontend.manifest_errors import describe, dotted, format_error
-from same_nb.frontend.manifest_same import Translation, environment_tag, same_dialect, translate
+from same_nb.frontend.manifest_same import Translation, environment_tag, read_yaml_file, same_dialect, translate
 from same_nb.frontend.manifest_schema import (  # noqa: F401 - the schema is part of this module's API
     API_VERSION,
     DEFAULT_IMAGE,
@@ -44,41 +43,12 @@ from same_nb.frontend.manifest_schema import (  # noqa: F401 - the schema is par
 
 # ---- loading -------------------------------------------------------------------------------
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe loader that rejects duplicate keys instead of keeping the last one silently."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = (key_node.tag, key_node.value)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a same.yaml; any problem raises SameError naming the file and field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SameError("manifest not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SameError(f"cannot read manifest: {exc}", path=str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        if mark is None:
-            raise SameError(f"invalid YAML: {problem}", path=str(path)) from None
-        raise SameError(f"invalid YAML: {problem} (column {mark.column + 1})",
-                        path=str(path), line=mark.line + 1) from None
-    except yaml.YAMLError as exc:
-        raise SameError(f"invalid YAML: {exc}", path=str(path)) from None
+    if not path.exists():
+        raise SameError("manifest not found", path=str(path))
+    data = read_yaml_file(path, "manifest")     # bounded: size, nesting, aliases; no NaN or huge integers
     if data is None:
         raise SameError("is empty", path=str(path))
     if not isinstance(data, dict):
@@ -208,6 +178,7 @@ def resolve_manifest(manifest: Manifest | None, notebook_path: Path, parameters:
                 del resolved.run.parameters[name]
     problems += [_unknown("step", f"steps.{name}", name, sorted(step_names))
                  for name in resolved.steps if name not in step_names]
+    problems += _unplain_parameters(resolved.run.parameters)
     if problems:
         raise SameError("\n".join(problems))
     resolved._warnings += [f"{line}; ignored (SAME manifest)" for line in lenient]
@@ -217,6 +188,21 @@ def resolve_manifest(manifest: Manifest | None, notebook_path: Path, parameters:
     resolved.notebook.path = resolved.notebook.path or defaults.notebook.path
     resolved.run.parameters = {**parameters, **resolved.run.parameters}
     return resolved
+
+
+def _unplain_parameters(values: dict[str, Any]) -> list[str]:
+    """run.parameters values with no JSON form (YAML dates, sets, binary, non-string keys): refused
+    here as the parameters cell and `-p` refuse them. NaN, infinity and integers too long to print were
+    refused when the file was read."""
+    from same_nb.frontend.params import plain_value
+
+    problems = []
+    for name, value in values.items():
+        reason = plain_value(value)
+        if reason:
+            problems.append(f"run.parameters.{name}: {reason}; parameters must be numbers, strings, booleans, "
+                            "null, or lists/mappings of those")
+    return problems
 
 
 def manifest_diagnostics(manifest: Manifest, source: str | Path | None) -> list:

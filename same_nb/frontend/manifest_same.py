@@ -9,12 +9,22 @@ same-nb meaning is mapped (``environments.default.image_tag`` → ``environment.
 error. Values are never echoed in warnings: SAME files carry registry passwords and wallet keys.
 
 Standard library only: the run store reads datasets with this module, inside step kernels too.
+
+It also holds what every reader of same.yaml and of YAML parameter values shares (PyYAML is imported
+only when a YAML text is read): ``load_yaml`` / ``read_yaml_file``, the one safe loader, which bounds what
+a small file can cost (size, nesting, alias expansion) and refuses what has no JSON form (non-finite
+floats, integers too long to print); and ``redact_url``, a URL without its credentials, for messages.
 """
 from __future__ import annotations
 
 import copy
+import math
 import re
+import sys
+import urllib.parse
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 SAME_API_VERSIONS = ("projectsame.io/v1alpha1", "sameproject.io/v1alpha1", "sameproject.ml/v1alpha1")
@@ -241,3 +251,281 @@ def environment_tag(tags: list[str]) -> str | None:
     from same_nb.frontend.tags import parse_tags
 
     return next((t.arg for t in parse_tags(tags) if t.meaning == "environment"), None)
+
+
+# ---- safe YAML ---------------------------------------------------------------------------------
+# Every YAML text same-nb reads (same.yaml, `--params FILE`, a `-p` value) goes through load_yaml. A
+# YAML file is small input, so what it may cost is bounded: its size, its nesting (the C parser's
+# composer recurses and crashes the process at ~100,000 levels) and what aliases expand to (a 400-byte
+# "billion laughs" file expands to 10^9 values). Values with no JSON form are refused where they are.
+
+MAX_YAML_BYTES = 1 << 20           # 1 MiB: manifests and parameter files are a few KB
+MAX_YAML_DEPTH = 100               # levels of nested mappings and lists
+MAX_ALIAS_VALUES = 10_000          # values that aliases (`*name`, `<<: *name`) may add to a document
+NOT_YAML = object()                # load_yaml(..., syntax_errors=False) on text that is not YAML
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def _yaml_error(message: str, source: str | None, mark: Any = None) -> Exception:
+    from same_nb.errors import SameError
+
+    if mark is None:
+        return SameError(message, path=source)
+    return SameError(f"{message} (column {mark.column + 1})", path=source, line=mark.line + 1)
+
+
+@lru_cache(maxsize=1)
+def _yaml_classes() -> tuple:
+    """(Loader, resolver, constructor): the C loader when PyYAML has libyaml, built on first use."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        """Safe loader that rejects duplicate keys instead of keeping the last one silently."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader, yaml.resolver.Resolver(), yaml.constructor.SafeConstructor()
+
+
+def _where(path: list) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    if len(out) > 80:
+        out = out[:79] + "…"
+    return f"{out}: " if out else ""
+
+
+def int_digits_limit() -> int:
+    """The most decimal digits Python converts between int and str (0: no limit, before 3.10.7)."""
+    return sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+
+
+def int_too_long(value: int) -> bool:
+    """Whether Python refuses to print this int in decimal (``sys.get_int_max_str_digits``)."""
+    limit = int_digits_limit()
+    if not limit or value.bit_length() < limit * 3:      # 3 bits < 1 decimal digit: surely printable
+        return False
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
+_NUMBER_START = frozenset("-+.0123456789")
+
+
+def _scalar_problem(event: Any, resolver: Any, constructor: Any) -> str | None:
+    """Why a scalar cannot be read: an integer too long to print, or a float that is not finite."""
+    import yaml
+
+    value, tag = event.value, event.tag
+    if tag is None or tag == "!":
+        if not event.implicit[0] or not value or value[0] not in _NUMBER_START:
+            return None                             # quoted, or no number: a string
+        tag = resolver.resolve(yaml.ScalarNode, value, event.implicit)
+    if tag == _INT_TAG:
+        limit = int_digits_limit()
+        if not limit or len(value) < limit * 0.8:   # hex packs 1.2 decimal digits a character: surely fine
+            return None
+        try:
+            number = constructor.construct_yaml_int(yaml.ScalarNode(tag, value))
+        except ValueError:
+            number = None
+        if number is None or int_too_long(number):
+            digits = sum(c.isdigit() for c in value) if number is None else int(number.bit_length() * 0.30103) + 1
+            return f"an integer of {digits:,} digits is too long (at most {limit:,} digits)"
+    elif tag == _FLOAT_TAG:
+        try:
+            number = constructor.construct_yaml_float(yaml.ScalarNode(tag, value))
+        except ValueError:
+            return None                             # the loader reports it
+        if not math.isfinite(number):
+            shown = value if len(value) <= 40 else value[:39] + "…"
+            return (f"{shown} is not a finite number: NaN and infinity have no JSON form (PostgreSQL, Kubeflow "
+                    "and the pipeline IR refuse them); use a finite number, or null")
+    return None
+
+
+def _path(stack: list[list], is_key: bool) -> list:
+    """The field path of the node being read: each open collection's current key or index."""
+    frames = stack[:-1] if is_key else stack
+    return [frame[4] if frame[0] else frame[3] - 1 for frame in frames]
+
+
+def _check_events(loader: Any, source: str | None, resolver: Any, constructor: Any) -> None:
+    """One pass over the parser's events (no recursion, nothing built): nesting depth, what aliases
+    expand to, recursive aliases, and the scalars `_scalar_problem` refuses."""
+    import yaml
+
+    # Open collections, each [is_mapping, anchor, expanded size at its start, children started, current key]:
+    # in a mapping, children alternate key, value.
+    stack: list[list] = []
+    anchors: dict[str, int] = {}   # anchor → values its node expands to
+    expanded = own = 0
+
+    def error(message: str, is_key: bool, mark: Any) -> Exception:
+        return _yaml_error(f"{_where(_path(stack, is_key))}{message}", source, mark)
+
+    def start_child(key: Any) -> bool:
+        """Count a node starting in the open collection; whether it is a mapping key (then ``key`` names it)."""
+        if not stack:
+            return False
+        top = stack[-1]
+        is_key = top[0] and top[3] % 2 == 0
+        if is_key:
+            top[4] = key
+        top[3] += 1
+        return is_key
+
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    starts, ends = (yaml.SequenceStartEvent, yaml.MappingStartEvent), (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+    while loader.check_event():
+        event = loader.get_event()
+        kind = type(event)
+        if kind is scalar:
+            is_key = start_child(event.value)
+            problem = _scalar_problem(event, resolver, constructor)
+            if problem:
+                raise error(problem, is_key, event.start_mark)
+            expanded += 1
+            own += 1
+            if event.anchor:
+                anchors[event.anchor] = 1
+        elif kind is alias:
+            is_key = start_child(f"*{event.anchor}")
+            if any(frame[1] == event.anchor for frame in stack):
+                raise error(f"alias *{event.anchor} is inside the node it names (a recursive structure); "
+                            "same-nb cannot read it", is_key, event.start_mark)
+            expanded += anchors.get(event.anchor, 1)
+            own += 1
+            if expanded - own > MAX_ALIAS_VALUES:
+                raise error(f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias bomb?); write "
+                            "the values out instead of repeating *aliases", is_key, event.start_mark)
+        elif kind in starts:
+            is_key = start_child("?")
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise error(f"nested more than {MAX_YAML_DEPTH} levels deep", is_key, event.start_mark)
+            stack.append([kind is yaml.MappingStartEvent, event.anchor, expanded, 0, "?"])
+            expanded += 1
+            own += 1
+        elif kind in ends:
+            frame = stack.pop()
+            if frame[1]:
+                anchors[frame[1]] = expanded - frame[2]
+        elif kind is yaml.DocumentStartEvent:
+            anchors.clear()
+            stack.clear()
+
+
+def _too_large(source: str | None, limit: int) -> Exception:
+    return _yaml_error(f"is larger than {limit:,} bytes, the most same-nb reads as YAML here", source)
+
+
+def load_yaml(text: str | bytes, source: str | None = None, *, syntax_errors: bool = True,
+              max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """The one safe YAML loader: plain Python values (no tags that build objects), duplicate keys
+    refused, and bounded: at most MAX_YAML_BYTES, MAX_YAML_DEPTH levels, MAX_ALIAS_VALUES values added by
+    aliases, no recursive aliases, no integers too long to print, no NaN or infinity (``max_bytes`` raises
+    the size cap for a larger file, e.g. a compiled pipeline spec). Every problem is
+    a SameError naming ``source`` (a file, or e.g. "-p alpha") and, where known, the line and field.
+    With ``syntax_errors=False`` text that does not parse as YAML gives NOT_YAML instead of an error
+    (a `-p` value that is then taken as a string); the bounds are still errors."""
+    import yaml
+
+    if len(text) > max_bytes // 4 and len(text.encode("utf-8") if isinstance(text, str) else text) > max_bytes:
+        raise _too_large(source, max_bytes)
+    Loader, resolver, constructor = _yaml_classes()
+    try:
+        loader = Loader(text)
+        try:
+            _check_events(loader, source, resolver, constructor)
+        finally:
+            loader.dispose()
+        loader = Loader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        if not syntax_errors:
+            return NOT_YAML
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        raise _yaml_error(f"invalid YAML: {problem}", source, mark) from None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        if not syntax_errors:
+            return NOT_YAML
+        raise _yaml_error(f"invalid YAML: {exc}", source) from None
+
+
+def read_yaml_file(path: str | Path, what: str = "file", *, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """A YAML file through ``load_yaml``, read only up to the size cap (a FIFO or /dev/zero given as
+    a file never hangs or fills memory). Missing or unreadable files raise SameError naming the path."""
+    from same_nb.errors import SameError
+
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise SameError(f"cannot read {what}: " + ("no such file" if not path.exists() else "not a regular file"),
+                            path=str(path))
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise _too_large(str(path), max_bytes)
+        text = data.decode("utf-8")
+    except SameError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SameError(f"cannot read {what}: {exc}", path=str(path)) from None
+    return load_yaml(text, str(path), max_bytes=max_bytes)
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: without ``user:password@`` (nor a token in place of the user)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//", url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+_SIZE = re.compile(r"(?P<num>\d+(\.\d+)?)\s*(?P<unit>[KMGT]i|[kKMGT])?B?")
+_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4,
+          "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
+
+
+def byte_size(value: Any) -> int | None:
+    """A size in bytes from same.yaml: a whole number of bytes, or a string like "500Mi", "2G", "10GiB".
+    None when the value is no such size."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    match = _SIZE.fullmatch(value.strip())
+    if not match:
+        return None
+    size = int(float(match["num"]) * _UNITS[match["unit"] or ""])
+    return size if size > 0 else None

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from same_nb.frontend.manifest_same import SAME_API_VERSIONS, is_same_api_version
+from same_nb.frontend.manifest_same import SAME_API_VERSIONS, byte_size, is_same_api_version, redact_url
 
 API_VERSION = "same-nb/v1"
 SAME_API_VERSION = "sameproject.ml/v1alpha1"  # accepted so SAME users' files load
@@ -73,8 +73,21 @@ def _check_url(value: str) -> str:
         raise _custom("bad_url", "must not be empty")
     scheme = _URL_SCHEME.match(value)
     if scheme and scheme[1].lower() not in ("file", "http", "https"):
-        raise _custom("bad_url", f"unsupported URL scheme {scheme[1]!r} in {value!r}: use a local path, "
-                      "file://, http:// or https://")
+        raise _custom("bad_url", f"unsupported URL scheme {scheme[1]!r} in {redact_url(value)!r}: use a local "
+                      "path, file://, http:// or https://")
+    return value
+
+
+def _check_size(value: Any) -> Any:
+    if byte_size(value) is None:
+        raise _custom("bad_size", f"{str(value)[:40]!r} is not a size in bytes: a whole number of bytes or a "
+                      "string such as \"500Mi\" or \"2Gi\"")
+    return value
+
+
+def _check_seconds(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise _custom("bad_seconds", f"{str(value)[:40]!r} is not a number of seconds above 0")
     return value
 
 
@@ -127,6 +140,9 @@ class RunSettings(_Model):
 class Dataset(_Model):
     url: Annotated[str, AfterValidator(_check_url)]
     sha256: Annotated[str, _pattern(_SHA256, "sha256", "64 lowercase hex characters")] | None = None
+    # Download bounds (same_nb.store.datasets has the defaults: 1 hour, 10 GiB).
+    timeout: Annotated[Any, AfterValidator(_check_seconds)] = None        # seconds for the whole download
+    max_size: Annotated[Any, AfterValidator(_check_size)] = None          # bytes, or "500Mi", "2Gi", …
 
 
 class Resources(_Model):

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import ast
 import math
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from same_nb.errors import SameError
 from same_nb.frontend.ir import Parameter, Pipeline
+from same_nb.frontend.manifest_same import NOT_YAML, int_digits_limit, int_too_long, load_yaml, read_yaml_file
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str", type(None): "NoneType", list: "list",
           dict: "dict"}
@@ -37,7 +40,31 @@ def _plain(value: Any) -> Any:
         raise _Rejected(f"{type(value).__name__} values are not allowed")
     if isinstance(value, float) and not math.isfinite(value):
         raise _Rejected(f"{value} is not allowed, use a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and int_too_long(value):
+        raise _Rejected(_too_many_digits(value.bit_length() * 0.30103))
     return value
+
+
+def plain_value(value: Any) -> str | None:
+    """Why a value cannot be a parameter (it has no JSON form), or None when it can."""
+    try:
+        _plain(value)
+    except _Rejected as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+def _too_many_digits(digits: float) -> str:
+    return (f"an integer of {int(digits):,} digits is too long (at most "
+            f"{int_digits_limit():,} digits)")
+
+
+def _short(value: Any) -> str:
+    """A value as messages show it: its repr, cut to a line."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN - 1]}… ({len(text):,} characters)"
 
 
 _KINDS = {ast.JoinedStr: "an f-string is computed", ast.Name: "a variable", ast.Call: "a call is computed",
@@ -85,6 +112,12 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
+        digits = re.search(r"Exceeds the limit \(\d+ digits\).*value has (\d+) digits", exc.msg or "")
+        if digits:               # Python's own message says to raise the interpreter's limit
+            line = (source.splitlines()[exc.lineno - 1:exc.lineno] or [""])[0] if exc.lineno else ""
+            name = re.match(r"\s*([A-Za-z_]\w*)\s*[:=]", line)
+            raise fail(f"{'`' + name[1] + '`: ' if name else ''}{_too_many_digits(int(digits[1]))}",
+                       exc.lineno) from None
         raise fail(f"syntax error: {exc.msg}", exc.lineno) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise fail(f"cannot be parsed: {exc}", None) from None
@@ -109,7 +142,7 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
             node, reason = _offender(value) or (value, "it is computed")
             names = ", ".join(t.id for t in targets)
             where = "" if node is value else f" in `{names}`"
-            if isinstance(node, ast.Set) or reason.endswith(("allowed", "YAML", "finite number")):
+            if isinstance(node, ast.Set) or reason.endswith(("allowed", "YAML", "finite number", "digits)")):
                 raise fail(f"`{_shown(source, node)}`{where} cannot be a parameter ({reason})",
                            node.lineno) from None
             raise fail(f"`{_shown(source, node)}`{where} is not a literal ({reason}); parameters must be "
@@ -120,23 +153,59 @@ def parse_parameters(source: str, *, path: str, cell: int, cell_id: str) -> list
     return list(params.values())
 
 
+def split_parameters_source(source: str) -> tuple[str, str] | None:
+    """papermill's parameters cell is plain code: `import os` beside the defaults is common. The cell's
+    source split by lines into (assignments, other statements), each keeping every line number (the
+    other part's lines left blank); None when it does not parse, holds only assignments, or a line
+    holds statements of both kinds (`import os; x = 1`). Linear in the cell's size: a cell of 10,000
+    parameters and statements splits in milliseconds."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None                           # parse_parameters reports it
+    other = [st for st in tree.body if not isinstance(st, (ast.Assign, ast.AnnAssign))]
+    if not other:
+        return None
+    statements_on = Counter()                 # line → statements that touch it
+    for st in tree.body:
+        statements_on.update(range(st.lineno, (st.end_lineno or st.lineno) + 1))
+    code_lines = {n for st in other for n in range(st.lineno, (st.end_lineno or st.lineno) + 1)}
+    if any(statements_on[n] > 1 for n in code_lines):
+        return None
+    lines = source.splitlines()
+    keep = "\n".join("" if i + 1 in code_lines else line for i, line in enumerate(lines))
+    code = "\n".join(line if i + 1 in code_lines else "" for i, line in enumerate(lines))
+    return keep, code.rstrip() + "\n"
+
+
 def coerce_value(param: Parameter, raw: Any, *, source: str = "-p") -> Any:
-    """Convert a CLI string (or YAML value) to the parameter's type, as papermill would accept it."""
+    """Convert a CLI string (or YAML value) to the parameter's type, as papermill would accept it.
+    Values with no JSON form (NaN, infinity, integers too long to print, dates, sets, …) are refused
+    here, naming the parameter, so neither the run store nor a target ever sees them."""
     expected = param.type
     if not isinstance(raw, str) or expected == "str":
         value = raw
     else:
-        value = _parse_cli_value(raw, expected)
+        value = _parse_cli_value(raw, expected, param.name, source)
+    try:
+        value = _plain(value)
+    except _Rejected as exc:
+        raise SameError(f"parameter {param.name!r} (from {source}): {exc}") from None
+    except RecursionError:
+        raise SameError(f"parameter {param.name!r} (from {source}): nested too deeply") from None
     if expected == "NoneType" or value is None:
         return value
     actual = type_name(value)
     if actual == expected or (expected == "float" and actual == "int"):
         return float(value) if expected == "float" else value
-    raise SameError(f"parameter {param.name!r} expects {expected} (default {param.default!r}), "
-                    f"got {raw!r} from {source}")
+    raise SameError(f"parameter {param.name!r} expects {expected} (default {_short(param.default)}), "
+                    f"got {_short(raw)} from {source}")
 
 
-def _parse_cli_value(raw: str, expected: str) -> Any:
+_DECIMAL_INT = re.compile(r"[-+]?[0-9][0-9_]*")
+
+
+def _parse_cli_value(raw: str, expected: str, name: str, source: str) -> Any:
     text = raw.strip()
     if not text:  # YAML reads "" as null: a blank -p value must be refused, not passed as None
         return raw
@@ -148,16 +217,20 @@ def _parse_cli_value(raw: str, expected: str) -> Any:
             return False
         return raw
     if expected in ("int", "float", "list", "dict", "NoneType"):
+        if _DECIMAL_INT.fullmatch(text) and sum(c.isdigit() for c in text) > int_digits_limit() > 0:
+            raise SameError(f"parameter {name!r} (from {source}): "
+                            f"{_too_many_digits(sum(c.isdigit() for c in text))}")
         try:
             return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             if expected == "NoneType":
                 return raw
-            try:
-                import yaml
-                return yaml.safe_load(text)
-            except Exception:
-                return raw
+        try:
+            value = load_yaml(text, None, syntax_errors=False)
+        except SameError as exc:        # a bound of the safe loader: too large, an alias bomb, NaN, …
+            message = re.sub(r" \(column \d+\)$", "", exc.message) if exc.line == 1 else str(exc)
+            raise SameError(f"parameter {name!r} (from {source}): {message}") from None
+        return raw if value is NOT_YAML else value
     return raw
 
 
@@ -169,13 +242,10 @@ def resolve_params(pipeline: Pipeline, defaults: dict, overrides: list[tuple[str
     values = {p.name: defaults.get(p.name, p.default) for p in pipeline.parameters}
     sources: list[tuple[str, object, str]] = []
     if params_file:
-        import yaml
-
         path = Path(params_file)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise SameError(f"cannot read parameters: {exc}", path=str(path)) from None
+        data = read_yaml_file(path, "parameters")     # bounded: size, nesting, aliases, NaN
+        if data is None:
+            data = {}
         if not isinstance(data, dict):
             raise SameError("the parameters file must map names to values", path=str(path))
         sources += [(k, v, str(path)) for k, v in data.items()]

@@ -82,7 +82,8 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
     # Process state and files: configuration replayed in later steps, generator state chained through
     # pseudo-variables, literal paths ordered; the data flow resolves the names this adds.
     scans = {c.id: scan_cell(c.source) for d in grouping.steps for c in d.cells if c.cell_type == "code"}
-    effect_plan = EffectFlow({p.name for p in params}).run(grouping.steps, scans)
+    prelude_scans = [scan_cell(c.source) for c in grouping.prelude if c.cell_type == "code"]
+    effect_plan = EffectFlow({p.name for p in params}).run(grouping.steps, scans, prelude_scans)
     diagnostics.extend(effect_plan.diagnostics)
     prepared = prepare(effect_plan, grouping.steps)
 
@@ -104,7 +105,7 @@ def pipeline_from_notebook(nb: LoadedNotebook) -> Pipeline:
                           definitions=f.definitions, watch=f.watch))
         if not any(c.cell_type == "code" and c.source.strip() for c in draft.cells):
             cell = draft.first_cell
-            diagnostics.append(Diagnostic("warning", f"step {draft.name!r} has no code", code="empty-step",
+            diagnostics.append(Diagnostic("info", f"step {draft.name!r} has no code", code="empty-step",
                                           step=draft.name, cell=cell.number if cell else None,
                                           cell_id=cell.id if cell else None))
 

@@ -77,7 +77,9 @@ class StatementWalker(CallWalker):
                 names.append(name)
         elif where != IN_SCOPE and name not in self.scopes[0].bound and name != "get_ipython":
             # get_ipython: IPython's own builtin, and what magics are converted to
-            if not self.name_guards:
+            # Bound earlier in this statement on some path (`for i in xs: ...` then `i` after the loop):
+            # the read fails only when that path was not taken, so it is not reported as unbound.
+            if not self.name_guards and name not in self.stmt.binds:
                 self.unguarded.add(name)
             if name not in self.read_set:
                 self.read_set.add(name)

@@ -163,7 +163,7 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
 
 def check_json(what: str, value: Any) -> None:
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)     # NaN/Infinity are not JSON: PostgreSQL refuses them
     except (TypeError, ValueError) as exc:
         raise SameError(f"{what} are not JSON-serializable: {exc}") from exc
 

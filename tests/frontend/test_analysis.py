@@ -552,3 +552,16 @@ def test_listing_the_namespace_is_refused_where_code_can_use_the_list(magic, sev
     result = cell(magic)
     assert codes(result) == [(1, "namespace-listing")]
     assert result.findings[0].severity == severity and "name the variables you need" in result.findings[0].message
+
+
+def test_a_loop_variable_read_after_its_loop_is_not_reported_unbound(write_notebook):
+    """`for i, b in enumerate(loader): ...` then `print(i)` inside an outer loop: bound whenever the
+    loop ran, so a top-to-bottom run does not fail there; no "read before it is defined"."""
+    from same_nb.frontend.pipeline import build_pipeline
+
+    p = build_pipeline(write_notebook([(["step:a"], "loader = [1, 2]"),
+                                       (["step:b"], "for epoch in range(2):\n    for i, b in enumerate(loader):\n"
+                                                    "        pass\n    print(i)")]))
+    assert [d for d in p.diagnostics if d.code == "read-before-definition"] == []
+    p = build_pipeline(write_notebook([(["step:a"], "print(j)\nj = 1")]))
+    assert [d.code for d in p.diagnostics] == ["read-before-definition"]

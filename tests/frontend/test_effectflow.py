@@ -234,3 +234,11 @@ def test_edge_reasons():
     assert Edge("a", "b", "data", names=["df", "_same_nb_rng_random"]).reasons() == ["df", "state random"]
     assert Edge("a", "b", "after").reasons() == ["after:"]
     assert Edge("a", "b", "file", why=["file x.csv"]).reasons() == ["file x.csv"]
+
+
+def test_calls_resolve_through_imports_made_in_a_prelude_cell(write_notebook):
+    """Kale's `imports` cell runs at the top of every step: `np` there is numpy for every step's calls."""
+    p = build_pipeline(write_notebook([(["imports"], "import numpy as np"),
+                                       (["step:a"], "np.random.seed(1)\nx = np.random.rand(2)"),
+                                       (["step:b"], "y = np.random.rand(2)")]))
+    assert edges(p) == {("a", "b", "data", ("state numpy.random",))}
