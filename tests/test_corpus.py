@@ -546,6 +546,7 @@ def test_summary_table(capsys):
     assert manifests_loaded == len(MANIFESTS)
     assert total["inspected"] >= 0.95 * unbroken
     assert total["compiled"] == total["inspected"]
+    assert total["false"] < 0.10 * max(total["warnings"], 1), "false alarms must stay under 10% of the warnings"
 
 
 def _main(argv=None) -> int:

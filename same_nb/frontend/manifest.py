@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from same_nb.errors import SameError
 from same_nb.frontend.manifest_dump import dump_manifest as dump_manifest  # re-exported
 from same_nb.frontend.manifest_errors import describe, dotted, format_error
-from same_nb.frontend.manifest_same import Translation, environment_tag, read_yaml_file, same_dialect, translate
+from same_nb.frontend.manifest_same import Translation, environment_tag, is_cosmetic, read_yaml_file, same_dialect, translate
 from same_nb.frontend.manifest_schema import (  # noqa: F401 - the schema is part of this module's API
     API_VERSION,
     DEFAULT_IMAGE,
@@ -210,7 +210,8 @@ def manifest_diagnostics(manifest: Manifest, source: str | Path | None) -> list:
     from same_nb.frontend.ir import Diagnostic
 
     name = Path(source).name if source else MANIFEST_NAME
-    return [Diagnostic("warning", f"{name}: {line}", code="manifest") for line in manifest.warnings]
+    return [Diagnostic("info" if is_cosmetic(line) else "warning", f"{name}: {line}", code="manifest")
+            for line in manifest.warnings]
 
 
 def _same_environments(resolved: Manifest, manifest: Manifest | None, step_tags: dict[str, list[str]]) -> None:

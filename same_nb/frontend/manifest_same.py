@@ -86,6 +86,18 @@ def same_dialect(data: dict) -> bool:
             or "name" in section("run") or "sha" in section("run"))
 
 
+# SAME fields that change nothing a run computes (names, hashes, schema pointers, the other environments
+# of a dataset): reported as notes, not warnings, so the warnings left are the ones that matter.
+_COSMETIC = re.compile(r"(metadata\.sha|notebook\.name|run\.name|run\.sha|pipeline\.(name|package)"
+                       r"|datasets\.[^.:]+\.schema_uri|datasets\.[^.:]+\.(environments\.)?(?!default:)[^.:]+"
+                       r"|run\.parameters\.[^.:]+(?=: .*ignored \(SAME manifest\)$)): ")
+
+
+def is_cosmetic(line: str) -> bool:
+    """Whether a manifest warning line names a SAME field that changes nothing a run computes."""
+    return bool(_COSMETIC.match(line))
+
+
 def _note(path: str) -> str:
     general = re.sub(r"^(environments|datasets)\.[^.]+\.", r"\1.*.", path)
     return _NOTES.get(path) or _NOTES.get(general) or "a SAME field with no same-nb equivalent"
