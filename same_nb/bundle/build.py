@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from same_nb.errors import SameError
 from same_nb.frontend.inspection import Inspection, inspect_notebook
@@ -47,7 +48,10 @@ def _attach_locks(manifest, locks, out: Path) -> None:
 
 def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
                      manifest_path: str | Path | None = None, *, lock: bool = False,
-                     progress=None, learned: list[dict] | None = None, **lock_options) -> CompileResult:
+                     progress=None, learned: list[dict] | None = None,
+                     check: Callable[[Inspection], None] | None = None, **lock_options) -> CompileResult:
+    """Inspect, refuse on errors (and on whatever ``check`` raises: a target's own refusals, before
+    anything is written), lock when asked, write the bundle."""
     from same_nb.bundle.writer import write_bundle
     from same_nb.frontend.manifest import dump_manifest
 
@@ -61,6 +65,8 @@ def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
     from same_nb.bundle.writer import check_bundle_dir
 
     check_bundle_dir(inspection.pipeline, out)          # refuse before anything is written
+    if check is not None:
+        check(inspection)
     locks = None
     if lock:
         locks = lock_notebook(path, out, pipeline=inspection.pipeline, progress=progress, **lock_options)

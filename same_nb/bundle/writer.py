@@ -10,6 +10,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 
 from same_nb._version import __version__
+from same_nb.bundle.escape import python_literal, visible
 from same_nb.bundle.templates import render
 from same_nb.errors import SameError
 from same_nb.frontend.ir import STATE_VARIABLES, Pipeline, Replay, Step
@@ -43,7 +44,11 @@ def _write(path: Path, text: str, files: list[Path]) -> None:
 def _parameters_source(pipeline: Pipeline, step: Step) -> str:
     used = set(step.params)
     lines = ["# Parameters (papermill injects overrides after this cell)"]
-    lines += [f"{p.name} = {p.default!r}" for p in pipeline.parameters if p.name in used]
+    for p in pipeline.parameters:
+        if p.name in used:
+            if not p.name.isidentifier():
+                raise SameError(f"parameter {p.name!r} is not a Python name", step=step.name)
+            lines.append(f"{p.name} = {python_literal(p.default, f'parameter {p.name!r}')}")
     lines.append(f"{SPEC_VARIABLE} = None  # set by same-nb: where this step's inputs and outputs live")
     return "\n".join(lines)
 
@@ -82,7 +87,7 @@ def to_json(value, indent: str = "\n") -> str:
 def _replay_lines(replay: Replay, emitted: set[str]) -> list[str]:
     """A replayed statement (user code taken from the AST, so strings are re-quoted), with the imports
     it needs; inside a function when it binds names, under a check when its library may be absent."""
-    lines = [f"# set in step {replay.step} (cell {replay.cell}, line {replay.line})"]
+    lines = [f"# set in step {visible(str(replay.step))} (cell {replay.cell}, line {replay.line})"]
     body = [i for i in replay.imports if replay.guard or i not in emitted]
     emitted.update(body)
     statement = replay.statement
@@ -91,7 +96,7 @@ def _replay_lines(replay: Replay, emitted: set[str]) -> list[str]:
             "\n_same_nb_replay()\ndel _same_nb_replay"
     body.append(statement)
     if replay.guard:
-        lines.append(f"if _same_nb_state.imported({replay.guard!r}):")
+        lines.append(f"if _same_nb_state.imported({python_literal(replay.guard)}):")
         lines.append(textwrap.indent("\n".join(body), "    "))
     else:
         lines.extend(body)
@@ -117,13 +122,13 @@ def _prologue(step: Step) -> str:
         before = [i.statement for i in step.replay_imports]
         emitted.update(before)
     after = [line for r in step.replay if r.after_inputs for line in _replay_lines(r, emitted)]
-    restores = [(i.name, repr(STATE_VARIABLES[i.name])) for i in step.inputs if i.name in STATE_VARIABLES]
+    restores = [(i.name, python_literal(STATE_VARIABLES[i.name])) for i in step.inputs if i.name in STATE_VARIABLES]
     return render("prologue.py.j2", step=step, before_inputs=before, after_inputs=after, restores=restores,
-                  planned=repr(list(step.state_writes)))
+                  planned=python_literal(list(step.state_writes)))
 
 
 def _epilogue(step: Step) -> str:
-    captures = [(name, repr(STATE_VARIABLES[name])) for name in step.outputs if name in STATE_VARIABLES]
+    captures = [(name, python_literal(STATE_VARIABLES[name])) for name in step.outputs if name in STATE_VARIABLES]
     return render("epilogue.py.j2", step=step, captures=captures)
 
 

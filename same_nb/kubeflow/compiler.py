@@ -2,12 +2,16 @@
 
 ``compile_kubeflow`` writes the bundle (same.yaml, steps/), locks each step with what its pod
 needs to run a notebook (envs/), writes each step's launch spec and local modules (kfp/<step>/),
-renders ``pipeline.py`` from templates/kfp_pipeline.py.j2, imports it and compiles it with kfp's
-compiler into ``pipeline.yaml``. ``notebook_step`` is the decorator that ``pipeline.py`` uses to
-turn each step function into a component whose pod runs templates/kfp_launcher.sh.j2.
+renders ``pipeline.py`` from templates/kfp_pipeline.py.j2, checks that it calls nothing the template
+does not, imports it and compiles it with kfp's compiler into ``pipeline.yaml`` (``write_pipeline_yaml``:
+kfp's header comment rewritten so no parameter default or name can break the YAML, then read back).
+``notebook_step`` is the decorator that ``pipeline.py`` uses to turn each step function into a
+component whose pod runs templates/kfp_launcher.sh.j2. Every user string reaches generated text
+escaped (bundle/escape.py).
 """
 from __future__ import annotations
 
+import ast
 import base64
 import copy
 import hashlib
@@ -16,6 +20,8 @@ import importlib.util
 import io
 import json
 import keyword
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from same_nb._version import __version__
+from same_nb.bundle.escape import python_literal, visible
 from same_nb.bundle.templates import render
 from same_nb.errors import SameError
 from same_nb.frontend.dag import topological_order
@@ -43,7 +50,15 @@ PARAMETER_TYPES = {"int": "int", "float": "float", "str": "str", "bool": "bool",
                    "NoneType": "str"}
 LITERAL_TYPES = ("list", "dict", "NoneType")
 _PIPELINE_GLOBALS = {"Path", "compiler", "dsl", "HTML", "Dataset", "Input", "Metrics", "Output",
-                     "notebook_step", "BUNDLE", "notebook_pipeline", "same_nb"}
+                     "notebook_step", "write_pipeline_yaml", "BUNDLE", "notebook_pipeline", "same_nb"}
+# What the generated pipeline.py may call (besides its own step functions): anything else means a
+# value reached the source unescaped, and the file is refused before it is imported.
+_PIPELINE_CALLS = {"Path", "notebook_step", "write_pipeline_yaml", "locals", "pipeline", "resolve",
+                   "run_step", "set_caching_options", "set_retry", "set_cpu_request", "set_cpu_limit",
+                   "set_memory_request", "set_memory_limit", "set_accelerator_type", "set_accelerator_limit",
+                   "set_env_variable", "set_display_name", "after"}
+KFP_EXACT_INT = 2 ** 53     # KFP keeps numbers as protobuf doubles: integers beyond this arrive rounded
+LAUNCHER_DELIMITERS = ("SAME_NB_LOCK", "SAME_NB_FILES")    # the launcher's here-documents (kfp_launcher.sh.j2)
 _PYTHON_IMAGE = re.compile(r"^(?:[\w.-]+(?::\d+)?/)?(?:library/)?python:(\d+\.\d+)")
 
 
@@ -76,10 +91,13 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir else default_bundle_dir(notebook)
     from same_nb.store.learned import load_learned
 
-    compiled = compile_notebook(notebook, out, manifest_path, learned=load_learned(notebook))
+    def check(inspection) -> None:      # refuse before the bundle is written
+        _check_names(inspection.pipeline, str(notebook))
+        _pipeline_parameters(inspection.pipeline, inspection.manifest.run.parameters, str(notebook))
+
+    compiled = compile_notebook(notebook, out, manifest_path, learned=load_learned(notebook), check=check)
     pipeline, manifest = compiled.inspection.pipeline, compiled.inspection.manifest
-    _check_names(pipeline, str(notebook))
-    parameters = _pipeline_parameters(pipeline, manifest.run.parameters)
+    parameters = _pipeline_parameters(pipeline, manifest.run.parameters, str(notebook))
     image_python = _PYTHON_IMAGE.match(manifest.environment.base_image)
     version = (python_version or manifest.environment.python_version
                or (image_python.group(1) if image_python else DEFAULT_PYTHON))
@@ -104,11 +122,13 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                             f"(the lock has no hashes)")
         tag = _PYTHON_IMAGE.match(configs[step.name].image)
         if tag and tag.group(1) != locks.python_version:
-            warnings.append(f"{step.name}: image {configs[step.name].image} runs Python {tag.group(1)} but the "
+            warnings.append(f"{step.name}: image {visible(configs[step.name].image)} runs Python {tag.group(1)} but the "
                             f"lock is for Python {locks.python_version}; set environment.python_version in same.yaml")
         files += _write_launch_files(out / "kfp" / step.name, pipeline, step, lock.lock_path.read_text(),
                                      lock.local_modules, shipped_data, notebook_dir, components[step.name])
-    pipeline_py = _write(out / "pipeline.py", _pipeline_source(pipeline, parameters, name, configs, notebook.name))
+    source = _pipeline_source(pipeline, parameters, name, configs, notebook.name)
+    _check_generated(source)
+    pipeline_py = _write(out / "pipeline.py", source)
     pipeline_yaml = out / "pipeline.yaml"
     _compile_yaml(pipeline_py, pipeline_yaml)
     return KubeflowCompileResult(out_dir=out, pipeline_yaml=pipeline_yaml, pipeline_py=pipeline_py,
@@ -152,7 +172,10 @@ def _launcher_script(bundle: Path, step: str) -> str:
                    package / "kubeflow" / "component.py", *sorted((package / "runtime").glob("*.py"))]
     for path in pod_modules:
         files[path.relative_to(package.parent).as_posix()] = path.read_bytes()
-    return render("kfp_launcher.sh.j2", step=step, lock=lock.rstrip("\n"), require_hashes=_fully_hashed(lock),
+    lock = lock.rstrip("\n")
+    if any(line.strip() in LAUNCHER_DELIMITERS for line in lock.splitlines()):
+        raise SameError(f"the lock of step {step} has a line that would end the launcher's here-document")
+    return render("kfp_launcher.sh.j2", step=step, lock=lock, require_hashes=_fully_hashed(lock),
                   files=base64.encodebytes(_zip(files)).decode("ascii").rstrip("\n"),
                   step_dir_env=STEP_DIR_ENV, skip_install_env=SKIP_INSTALL_ENV)
 
@@ -334,14 +357,14 @@ def _local_datasets(manifest, notebook_dir: Path, warnings: list[str]) -> list[P
     for name, spec in (manifest.datasets or {}).items():
         url = spec.url
         if "://" in url and not url.startswith("file://"):
-            warnings.append(f"dataset {name}: {url} is not shipped to pods; the step must fetch it")
+            warnings.append(f"dataset {visible(name)}: {visible(url)} is not shipped to pods; the step must fetch it")
             continue
         record = fetch_dataset(name, {"url": url, "sha256": spec.sha256}, notebook_dir)   # verifies sha256
         path = Path(record["location"]).resolve()
         if notebook_dir in path.parents:
             shipped.append(path)
         else:
-            warnings.append(f"dataset {name}: {path} is outside the notebook folder; not shipped to pods")
+            warnings.append(f"dataset {visible(name)}: {visible(str(path))} is outside the notebook folder; not shipped to pods")
     return shipped
 
 
@@ -376,34 +399,74 @@ def _write(path: Path, text: str) -> Path:
 
 def _task_calls(config, after: list[str]) -> list[str]:
     """The task's settings from same.yaml, as method calls on the task."""
-    calls = [f"set_caching_options({config.cache})"]
+    lit = python_literal
+    calls = [f"set_caching_options({lit(bool(config.cache))})"]
     if config.retries:
-        calls.append(f"set_retry(num_retries={config.retries})")
+        calls.append(f"set_retry(num_retries={lit(int(config.retries))})")
     r = config.resources
     for method, value in (("set_cpu_request", r.cpu), ("set_cpu_limit", r.cpu_limit),
                           ("set_memory_request", r.memory), ("set_memory_limit", r.memory_limit)):
         if value is not None:
-            calls.append(f"{method}({value!r})")
+            calls.append(f"{method}({lit(str(value))})")
     if r.gpu or r.accelerator:
         # KFP's own default type for GPUs; an accelerator named without a count gets one.
-        calls.append(f"set_accelerator_type({(r.accelerator or 'nvidia.com/gpu')!r})")
-        calls.append(f"set_accelerator_limit({r.gpu if r.gpu is not None else 1})")
-    calls += [f"set_env_variable({k!r}, {v!r})" for k, v in sorted(config.env.items())]
+        calls.append(f"set_accelerator_type({lit(str(r.accelerator or 'nvidia.com/gpu'))})")
+        calls.append(f"set_accelerator_limit({lit(int(r.gpu) if r.gpu is not None else 1)})")
+    calls += [f"set_env_variable({lit(str(k))}, {lit(str(v))})" for k, v in sorted(config.env.items())]
     calls += [f"after({a})" for a in after]
     return calls
 
 
-def _pipeline_parameters(pipeline: Pipeline, defaults: dict) -> list[str]:
-    """``name: type = default`` for the pipeline function; defaults come from same.yaml."""
+def _pipeline_parameters(pipeline: Pipeline, defaults: dict, path: str | None = None) -> list[str]:
+    """``name: type = default`` for the pipeline function; defaults come from same.yaml. A default
+    KFP cannot keep exactly is refused, naming the parameter."""
     parameters = []
     for p in pipeline.parameters:
         value = defaults.get(p.name, p.default)
+        if not p.name.isidentifier() or keyword.iskeyword(p.name):
+            raise SameError(f"parameter {p.name!r} is not a Python name", path=path)
         if not _fits(value, p.type):
-            raise SameError(f"parameter '{p.name}': same.yaml sets {value!r}, but the notebook's default is "
-                            f"a {p.type}")
-        text = repr(value) if p.type in LITERAL_TYPES else value
-        parameters.append(f"{p.name}: {PARAMETER_TYPES[p.type]} = {text!r}")
+            raise SameError(f"parameter '{p.name}': same.yaml sets {short_value(value)}, but the notebook's default is "
+                            f"a {p.type}", path=path)
+        problem = kfp_value_problem(value, literal=p.type in LITERAL_TYPES)
+        if problem:
+            where = "same.yaml's value" if p.name in defaults else "its default"
+            raise SameError(f"parameter '{p.name}': {where} cannot be a Kubeflow pipeline parameter: {problem}",
+                            path=path)
+        text = python_literal(value, f"parameter {p.name!r}")
+        parameters.append(f"{p.name}: {PARAMETER_TYPES[p.type]} = "
+                          f"{python_literal(text) if p.type in LITERAL_TYPES else text}")
     return parameters
+
+
+def kfp_value_problem(value: object, literal: bool = False) -> str | None:
+    """Why KFP cannot carry ``value`` exactly as a parameter (None when it can). Numbers travel as
+    protobuf doubles in JSON: no NaN or infinity, integers exact only up to 2**53. List, dict and
+    None-default parameters (``literal``) travel as Python-literal text, decoded in the pod with
+    ast.literal_eval: any int is exact there, but NaN and infinity have no literal."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if literal:
+            return (f"it holds {value}, which Python-literal text cannot carry (the pod decodes it with "
+                    f"ast.literal_eval); use a finite number")
+        return (f"{value} is not a finite number, and KFP keeps numbers as JSON, which has no NaN or infinity; "
+                f"use a finite number, or a string parameter the notebook converts with float()")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > KFP_EXACT_INT and not literal:
+        digits = (f"{value}" if value.bit_length() < 10_000
+                  else f"an integer of about {int(value.bit_length() * 0.30103):,} digits")
+        return (f"{short_value(digits)} is beyond 2**53 (9007199254740992), and KFP keeps numbers as 64-bit floats, "
+                f"so it would arrive rounded; use a string parameter the notebook converts with int()")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next(filter(None, (kfp_value_problem(v, literal=True) for v in items)), None)
+
+
+def short_value(value: object) -> str:
+    """A value as a message shows it: its repr, cut to a line."""
+    try:
+        text = value if isinstance(value, str) and value.isdigit() else repr(value)
+    except ValueError:
+        text = "a very long integer"
+    text = visible(text)
+    return text if len(text) <= 60 else f"{text[:59]}… ({len(text):,} characters)"
 
 
 def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, configs: dict,
@@ -436,7 +499,7 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
         after = list(dict.fromkeys(task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind != "data"))
         calls = _task_calls(configs[step_name], after)
         if component_names[step_name] != step_name:     # the task is named for its component: show the step's
-            calls.insert(0, f"set_display_name({step_name!r})")
+            calls.insert(0, f"set_display_name({python_literal(step_name)})")
         tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
                       "calls": calls})
     return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,
@@ -458,18 +521,107 @@ def _fits(value: object, type_name: str) -> bool:
     return type(value).__name__ == type_name
 
 
+def _check_generated(source: str) -> None:
+    """Refuse a generated pipeline.py that is not Python or calls anything the template does not:
+    the last guard, before it is imported, against a user value that reached it unescaped."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError) as exc:
+        raise SameError(f"same-nb generated an invalid pipeline.py ({exc}); please report this") from None
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if called not in _PIPELINE_CALLS and called not in functions:
+                raise SameError(f"same-nb generated a pipeline.py that calls {called or 'an expression'} "
+                                f"(line {node.lineno}): a value reached the code unescaped; refusing to import it. "
+                                f"Please report this with the notebook's file and step names")
+
+
+def write_pipeline_yaml(pipeline_func, pipeline_yaml: str | Path) -> None:
+    """Compile ``pipeline_func`` with kfp into ``pipeline_yaml``, then read the file back.
+
+    kfp writes a header comment with each parameter's default pasted in as is: a multi-line string
+    default (``'SELECT *\\nFROM t'``) or an unprintable character makes the file invalid YAML, or adds
+    keys. The header is rewritten from the same spec with every value escaped onto its line; the
+    file must then load (yaml.safe_load) as exactly the spec kfp compiled, or compiling fails."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp import compiler
+    from kfp.compiler import pipeline_spec_builder
+
+    pipeline_yaml = Path(pipeline_yaml)
+    tmp = pipeline_yaml.with_name(f".{pipeline_yaml.stem}.{os.getpid()}.tmp.yaml")
+    try:
+        compiler.Compiler().compile(pipeline_func, str(tmp))
+        with open(tmp, encoding="utf-8", newline="") as file:     # as written: a '\r' in a default stays
+            text = file.read()
+        spec = json_format.MessageToDict(pipeline_func.pipeline_spec)
+        kfp_header = pipeline_spec_builder.extract_comments_from_pipeline_spec(spec, pipeline_func.description)
+        header = _yaml_header(spec, pipeline_func.description)
+        if text.startswith(kfp_header):
+            text = header + text[len(kfp_header):]
+        try:
+            yaml.safe_load(header)          # the reference (pure-Python) loader on the part made of user text
+            documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        except yaml.YAMLError as exc:
+            raise SameError(f"kfp wrote a pipeline.yaml that is not valid YAML ({visible(str(exc))[:300]})",
+                            path=str(pipeline_yaml)) from None
+        if not documents or documents[0] != spec:
+            raise SameError("kfp wrote a pipeline.yaml that does not read back as the pipeline it compiled",
+                            path=str(pipeline_yaml))
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, pipeline_yaml)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _yaml_header(spec: dict, description: str | None) -> str:
+    """kfp's header comment (``# PIPELINE DEFINITION``, name, description, inputs with defaults), made
+    by kfp's own function from a copy of the spec whose every string is escaped onto one line."""
+    from kfp.compiler import pipeline_spec_builder
+
+    def shown(value):
+        if isinstance(value, str):
+            return visible(value.replace("\\", "\\\\"))   # kfp quotes it: 'text'
+        if isinstance(value, (list, dict)):
+            return visible(json.dumps(value, ensure_ascii=False))
+        return value
+
+    def signature(definitions: dict) -> dict:
+        parameters = {}
+        for name, body in definitions.get("parameters", {}).items():
+            copy_ = {"parameterType": body["parameterType"]}
+            if "defaultValue" in body:
+                value = body["defaultValue"]
+                if body["parameterType"] == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                copy_["defaultValue"] = shown(value)
+            parameters[visible(name)] = copy_
+        artifacts = {visible(name): {"artifactType": {"schemaTitle": visible(body["artifactType"]["schemaTitle"])}}
+                     for name, body in definitions.get("artifacts", {}).items()}
+        return {"parameters": parameters, "artifacts": artifacts}
+
+    root = {key: signature(spec["root"][key]) for key in ("inputDefinitions", "outputDefinitions")
+            if key in spec["root"]}
+    safe = {"pipelineInfo": {"name": visible(spec["pipelineInfo"]["name"])}, "root": root}
+    header = pipeline_spec_builder.extract_comments_from_pipeline_spec(safe, visible(description or ""))
+    if not all(line.startswith("#") and line.isprintable() for line in header.splitlines()):
+        raise SameError("could not write pipeline.yaml's header comment safely; please report this")
+    return header
+
+
 def _compile_yaml(pipeline_py: Path, pipeline_yaml: Path) -> None:
     """Import the generated pipeline.py and compile it with kfp's compiler."""
-    from kfp import compiler
-
     module_name = "_same_nb_kfp_" + hashlib.sha256(str(pipeline_py.resolve()).encode()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(module_name, pipeline_py)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module           # kfp reads the step functions' source through their module
     try:
         spec.loader.exec_module(module)
-        compiler.Compiler().compile(module.notebook_pipeline, str(pipeline_yaml))
+        write_pipeline_yaml(module.notebook_pipeline, pipeline_yaml)
     except (ValueError, TypeError) as exc:      # e.g. a resource quantity kfp does not accept
-        raise SameError(f"kfp rejected the pipeline: {exc}", path=str(pipeline_py)) from None
+        raise SameError(f"kfp rejected the pipeline: {visible(str(exc))}", path=str(pipeline_py)) from None
     finally:
         sys.modules.pop(module_name, None)

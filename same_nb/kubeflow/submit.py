@@ -67,6 +67,9 @@ def pipeline_arguments(spec: dict, params: dict | None) -> dict:
     """Run arguments for the pipeline's typed parameters. Other values for STRING parameters are sent
     as Python-literal text (how same-nb passes lists, dicts and None-default parameters exactly);
     None leaves a parameter at its default."""
+    from same_nb.bundle.escape import python_literal
+    from same_nb.kubeflow.compiler import kfp_value_problem, short_value
+
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     arguments = {}
     for name, value in (params or {}).items():
@@ -75,14 +78,17 @@ def pipeline_arguments(spec: dict, params: dict | None) -> dict:
         kind = declared[name]["parameterType"]
         if value is None:
             continue
+        problem = kfp_value_problem(value, literal=kind == "STRING")
+        if problem:
+            raise SameError(f"parameter {name!r} cannot be sent to Kubeflow: {problem}")
         if kind == "STRING" and not isinstance(value, str):
-            value = repr(value)
+            value = python_literal(value, f"parameter {name!r}")      # exact, decoded with ast.literal_eval
         elif kind == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         expected = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool,
                     "LIST": list, "STRUCT": dict}.get(kind, object)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise SameError(f"parameter {name!r} is {kind} in the pipeline, got {value!r}")
+            raise SameError(f"parameter {name!r} is {kind} in the pipeline, got {short_value(value)}")
         arguments[name] = value
     return arguments
 
