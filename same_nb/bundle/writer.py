@@ -147,11 +147,13 @@ def step_notebook(pipeline: Pipeline, step: Step) -> dict:
                      notebook=Path(pipeline.notebook).name,
                      cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"), {}),
         _cell("code", "same-nb-parameters", _parameters_source(pipeline, step), {"tags": ["parameters"]}),
-        _cell("code", "same-nb-prologue", _prologue(step).rstrip("\n"),
-              {"tags": ["same-nb-prologue"]}),
     ]
+    # The prelude (Kale's imports/functions cells) runs once, before any step, in a top-to-bottom run: here
+    # it runs before the prologue, so the generator state, configuration and inputs that earlier steps
+    # left come after it (a seed in an imports cell does not restart every step's draws).
     for c in pipeline.prelude:
         cells.append(_cell("code", c.id, c.source, {"same_nb": {"cell": c.number}}))
+    cells.append(_cell("code", "same-nb-prologue", _prologue(step).rstrip("\n"), {"tags": ["same-nb-prologue"]}))
     for c in step.cells:
         meta: dict = {"same_nb": {"cell": c.number}}
         tags = [t for t in c.tags if t not in PAPERMILL_TAGS]
