@@ -390,6 +390,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unwritable(exc: OSError, args) -> SameError | None:
+    """A folder same-nb cannot write in (read-only, not yours) or a full disk: one line naming the
+    folder instead of a traceback. Other OS errors keep their traceback."""
+    import errno
+    import os
+
+    if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT) or not exc.filename:
+        return None
+    path = os.path.abspath(os.fsdecode(exc.filename))
+    reason = os.strerror(exc.errno).lower()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SameError(f"{reason} while writing this file: free some space on its device, then run again",
+                         path=path)
+    if os.path.exists(path):
+        return SameError(f"cannot open it: {reason}", path=path)
+    folder = os.path.dirname(path)
+    hint = {"run": "same-nb keeps its runs and cache in .same/ beside the notebook: copy the notebook to a "
+                   "folder you can write to",
+            "rerun": "same-nb keeps its runs in .same/ beside the notebook: run from a folder you can write to",
+            "compile": "write the bundle elsewhere with -o DIR", "lock": "write the locks elsewhere with -o DIR"}
+    more = hint.get(getattr(args, "command", None) or "", "")
+    return SameError(f"cannot write in this folder ({reason} creating {os.path.basename(path)})"
+                     + (f"; {more}" if more else ""), path=folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     from same_nb.lean import skip_slow_optional_imports
 
@@ -400,7 +425,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except OSError as exc:
+            error = _unwritable(exc, args)
+            if error is None:
+                raise
+            raise error from None
     except SameError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": exc.to_dict()}))

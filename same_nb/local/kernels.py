@@ -105,7 +105,8 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
 
     async def boot() -> None:
         if not adopted:
-            await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream)
+            await km.start_kernel(cwd=cwd, env=kernel_env, stdout=stream, stderr=stream,
+                                  extra_arguments=_kernel_arguments(km, python))
         if background:
             set_niceness(km, BACKGROUND_NICENESS)
         kc = km.client()
@@ -146,6 +147,17 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
 
 
 BACKGROUND_NICENESS = 10
+
+
+def _kernel_arguments(km, python: str | None) -> list[str]:
+    """IPython's history in memory, as papermill's own kernels have it (nbclient's ipython_hist_file).
+    Otherwise every cell writes the shared ~/.ipython history database: ~10 ms a cell, more when
+    other kernels hold its lock, and a read-only home breaks it."""
+    try:
+        argv = " ".join(km.kernel_spec.argv) if python is None else "ipykernel"
+    except Exception:
+        return []          # no such kernelspec: start_kernel says so
+    return ["--HistoryManager.hist_file=:memory:"] if "ipykernel" in argv else []
 
 
 def set_niceness(km, niceness: int) -> None:

@@ -136,7 +136,13 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
     if len(outputs) > 1:
         t0 = time.perf_counter()
         for group in shared_groups({name: namespace[name] for name in outputs}):
-            records.update(dump_group({name: namespace[name] for name in group}, store))
+            try:
+                records.update(dump_group({name: namespace[name] for name in group}, store))
+            except Exception as exc:
+                disk = _disk_error(exc, step, sorted(group), store)
+                if disk is None:
+                    raise
+                raise disk from None
             grouped.update(group)
         per_output.update({name: (time.perf_counter() - t0) / max(len(grouped), 1) for name in grouped})
     for name, consumers in outputs.items():
@@ -149,6 +155,9 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         except StepRuntimeError:
             raise
         except Exception as exc:
+            disk = _disk_error(exc, step, [name], store)
+            if disk is not None:
+                raise disk from None
             raise StepBoundaryError(
                 f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
                 f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
@@ -185,6 +194,30 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
     if unplanned:
         raise UnplannedEffectError("\n".join(_unplanned_message(step, u) for u in unplanned))
     return result
+
+
+def _disk_error(exc: BaseException, step: str, names: list[str], store: ArtifactStore) -> StepRuntimeError | None:
+    """A full disk (or quota, or file size limit) while storing outputs is about the disk, not the value."""
+    import errno
+
+    seen = []
+    while exc is not None and exc not in seen and len(seen) < 10:     # a library may wrap the OSError
+        seen.append(exc)
+        code = getattr(exc, "errno", None)
+        if code is None and "No space left on device" in str(exc):      # pyarrow's errors carry no errno
+            code = errno.ENOSPC
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            break
+        exc = exc.__cause__ or exc.__context__
+    else:
+        return None
+    where = getattr(exc, "filename", None) or store.tmp_dir
+    what = ", ".join(f"'{n}'" for n in names)
+    fix = ("the process has a file size limit (ulimit -f); raise it" if code == errno.EFBIG
+           else f"free space on the device holding {store.root}")
+    return StepRuntimeError(f"{os.strerror(code)}: step '{step}' could not save "
+                            f"variable{'s' if len(names) > 1 else ''} {what} to {where}. "
+                            f"Nothing is wrong with the value: {fix}, then run again.")
 
 
 def _unplanned_changes(loaded: _Loaded, namespace: dict, verify: dict) -> list[dict]:
