@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from same_nb._version import __version__
@@ -102,7 +103,7 @@ def _compile_kubeflow(args) -> int:
     print(f"Compiled {len(result.pipeline.steps)} steps into {result.pipeline_yaml}")
     print(f"  readable DSL: {result.pipeline_py}")
     print("Upload pipeline.yaml in the Kubeflow Pipelines UI, or run: "
-          f"same-nb run {args.notebook} --target kubeflow --host URL")
+          f"same-nb run {shlex.quote(str(args.notebook))} --target kubeflow --host URL")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
