@@ -4,7 +4,8 @@ The pod never installs same-nb. Its launcher script (templates/kfp_launcher.sh.j
 module, ``same_nb/__init__.py``, the step runtime (``same_nb/runtime/``), ``step.json`` and the
 step notebook into ``$SAME_NB_KFP_STEP_DIR`` and puts it on PYTHONPATH. Then kfp's executor calls
 the component function, whose body is ``run_step(locals())``. Standard library only at import;
-papermill (from the step's lock) is imported when the step runs.
+papermill (from the step's lock) is imported when the step runs, and runs the notebook with the
+runtime's engine (``runtime/notebook_engine.py``), which writes the executed notebook at a bounded rate.
 
 ``step.json`` maps the component's argument names to the notebook's names::
 
@@ -26,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from same_nb.runtime import ArtifactStore, StepRuntimeError
+from same_nb.runtime import ArtifactStore, StepRuntimeError, notebook_engine
 from same_nb.runtime.artifacts import hash_file
 
 STEP_DIR_ENV = "SAME_NB_KFP_STEP_DIR"        # set by the launcher: where the step's files were unpacked
@@ -138,9 +139,11 @@ def _execute(step: str, notebook: Path, executed: Path, parameters: dict, kernel
     from papermill.exceptions import PapermillExecutionError
 
     os.environ["PYTHONHASHSEED"] = "0"     # as in local runs: set iteration order is part of a value's bytes
+    notebook_engine.register()             # the executed notebook written at a bounded rate, as in local runs
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-                                   cwd=str(cwd), progress_bar=False, log_output=True)
+                                   cwd=str(cwd), engine_name=notebook_engine.ENGINE, progress_bar=False,
+                                   log_output=True, autosave_cell_every=notebook_engine.SAVE_INTERVAL)
     except PapermillExecutionError as exc:
         raise StepRuntimeError(f"step '{step}' failed{_where(executed, exc.exec_count)}: "
                                f"{exc.ename}: {exc.evalue}") from None

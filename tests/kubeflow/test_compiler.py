@@ -242,6 +242,7 @@ def test_launcher_installs_only_the_lock_and_ships_the_step_runtime(pandas):
     runtime = {f"same_nb/runtime/{p.name}" for p in (Path(__import__("same_nb").__file__).parent / "runtime").glob("*.py")}
     assert set(files) == {"step.json", "load.ipynb", "same_nb/__init__.py", "same_nb/_version.py",
                           "same_nb/kubeflow/__init__.py", "same_nb/kubeflow/component.py"} | runtime
+    assert "same_nb/runtime/notebook_engine.py" in files          # the pod's papermill engine
     assert files["load.ipynb"] == (result.out_dir / "steps" / "load.ipynb").read_bytes()
     assert json.loads(files["step.json"])["step"] == "load"
 

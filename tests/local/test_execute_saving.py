@@ -1,6 +1,7 @@
-"""How a step's executed notebook is written while it runs (same_nb/local/execute.py): at a bounded
-rate instead of at every cell start and end (papermill's default, quadratic in cells), always at the
-start and the end, and on failure, so a failed step still shows where it stopped."""
+"""How a step's executed notebook is written while it runs (same_nb/runtime/notebook_engine.py, the
+papermill engine of local runs and Kubeflow pods): at a bounded rate instead of at every cell start
+and end (papermill's default, quadratic in cells), always at the start and the end, and on failure,
+so a failed step still shows where it stopped."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from same_nb.local import execute
 from same_nb.local.progress import make_progress
+from same_nb.runtime import notebook_engine as engine
 from same_nb.service import run_notebook
 
 
@@ -24,14 +25,14 @@ def counted_writes(monkeypatch):
     """Every write of an executed notebook by same-nb's manager (papermill's own final write aside):
     ``.times`` (monotonic) and ``.texts``."""
     writes = SimpleNamespace(times=[], texts=[])
-    real = execute._write_atomically
+    real = engine._write_atomically
 
     def counting(text, path):
         writes.times.append(time.monotonic())
         writes.texts.append(text)
         real(text, path)
 
-    monkeypatch.setattr(execute, "_write_atomically", counting)
+    monkeypatch.setattr(engine, "_write_atomically", counting)
     return writes
 
 
@@ -48,9 +49,9 @@ def test_a_long_step_is_written_at_most_once_a_second_not_at_every_cell(write_no
     assert result.ok
     # papermill alone writes 2 * 300 times; ours: the start, then at most one a second.
     times = counted_writes.times
-    assert 1 <= len(times) <= elapsed / execute.SAVE_INTERVAL + 2
+    assert 1 <= len(times) <= elapsed / engine.SAVE_INTERVAL + 2
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(g >= execute.SAVE_INTERVAL * 0.99 for g in gaps), gaps
+    assert all(g >= engine.SAVE_INTERVAL * 0.99 for g in gaps), gaps
     executed = json.loads(result.states["big"].executed.read_text())
     nbformat.validate(nbformat.from_dict(executed))           # papermill's final, validated write
     mine = [c for c in executed["cells"] if c["metadata"].get("same_nb")]
@@ -94,7 +95,7 @@ def test_a_timeout_writes_the_notebook_at_once_marking_the_running_cell(write_no
     """papermill writes nothing itself when the kernel times out or dies: our manager must, even
     inside the one-second window (the previous cells finished milliseconds before)."""
     monkeypatch.delenv("SAME_NB_DB", raising=False)
-    monkeypatch.setattr(execute, "SAVE_INTERVAL", 3600.0)       # only the forced writes happen
+    monkeypatch.setattr(engine, "SAVE_INTERVAL", 3600.0)       # only the forced writes happen
     cells = [(["step:slow"], "x = 0")] + [([], f"x += {i}\nprint(x)") for i in range(1, 50)]
     nb = write_notebook(cells + [([], "import time\ntime.sleep(60)"), ([], "y = x")])
     result = run(nb, use_cache=False, timeout=2)
@@ -113,17 +114,17 @@ def test_the_rate_also_bounds_the_share_of_time_spent_writing(monkeypatch, tmp_p
     """A write that takes long (a huge notebook) pushes the next one SAVE_SHARE times as far away, so
     writing never costs more than about a tenth of the run however many cells there are."""
     clock = [100.0]
-    monkeypatch.setattr(execute.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
 
     def slow_write(text, path):
         clock[0] += 0.5                      # each write "takes" half a second
 
-    monkeypatch.setattr(execute, "_write_atomically", slow_write)
+    monkeypatch.setattr(engine, "_write_atomically", slow_write)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")], metadata={"papermill": {}})
-    manager = execute._engine().manager_class(nb, output_path=str(tmp_path / "out.ipynb"), progress_bar=False)
+    manager = engine.register().manager_class(nb, output_path=str(tmp_path / "out.ipynb"), progress_bar=False)
     manager.notebook_start()
     assert manager.writes == 1                                  # always at the start
-    assert manager.next_write == pytest.approx(clock[0] + execute.SAVE_SHARE * 0.5)
+    assert manager.next_write == pytest.approx(clock[0] + engine.SAVE_SHARE * 0.5)
     clock[0] += 4.9
     manager.cell_start(nb.cells[0])
     assert manager.writes == 1                                  # 4.9 s passed, but not 10 x 0.5 s
@@ -153,6 +154,6 @@ def test_intermediate_copies_are_byte_identical_to_nbformat(tmp_path):
         nbformat.v4.new_raw_cell("raw\ntext", metadata={"trusted": True, "tags": ["t"]}),
         nbformat.v4.new_code_cell("é = 'ü'", metadata={"trusted": False}),
     ]
-    assert execute._notebook_text(nb) == nbformat.v4.nbjson.writes(nb)
+    assert engine._notebook_text(nb) == nbformat.v4.nbjson.writes(nb)
     assert nb.metadata["orig_nbformat"] == 3                  # the notebook itself is left alone
     assert nb.cells[2].metadata["trusted"] is True
