@@ -168,24 +168,9 @@ def _trace(store, sha256: str, root: str, max_depth: int) -> dict:
     prefix = folder_prefix(root)
     shown = {i for i, d in tracer.details.items() if str(d.get("notebook") or "").startswith(prefix)}
 
-    def expand(node: dict, producer_id: int | None, depth: int) -> None:
-        if producer_id is None or (producer_id in tracer.details and producer_id not in shown):
-            node["producer"] = None                   # none, or a run of another root: not shown
-            return
-        if producer_id in tracer.expanded or depth >= max_depth:
-            node["producer"] = {"step_run_id": producer_id, "shown_above": depth < max_depth,
-                                "depth_limit": depth >= max_depth}
-            return
-        tracer.expanded.add(producer_id)
-        node["producer"] = tracer.details[producer_id]
-        node["inputs"] = []
-        for edge in tracer.inputs.get(producer_id, []):
-            child = _node(edge)
-            _file_check(child, node["producer"], root)
-            node["inputs"].append(child)
-            expand(child, edge["producer_id"], depth + 1)
-
-    expand(tree, producer, 0)
+    # A run of another root is in the tracer's details but not shown: its producer reads as none.
+    tracer.expand(tree, producer, 0, max_depth, shown=lambda i: i not in tracer.details or i in shown,
+                  check_file=lambda child, made_by: _file_check(child, made_by, root))
     return tree
 
 

@@ -82,8 +82,11 @@ class _Tracer:
                 "parameters": info.get("params", {}), "packages": info.get("packages", {}),
                 "notebook": row["notebook_path"], "git_commit": row["git_commit"]}
 
-    def expand(self, node: dict, producer_id: int | None, depth: int, max_depth: int) -> None:
-        if producer_id is None:
+    def expand(self, node: dict, producer_id: int | None, depth: int, max_depth: int,
+               shown=lambda producer_id: True, check_file=None) -> None:
+        """Fill ``node``'s producer and inputs, recursively. ``shown`` hides producers (a server shows only
+        its root's runs); ``check_file(child, producer)`` replaces the modified-file check."""
+        if producer_id is None or not shown(producer_id):
             node["producer"] = None
             return
         if producer_id in self.expanded or depth >= max_depth:
@@ -95,9 +98,9 @@ class _Tracer:
         node["inputs"] = []
         for edge in self.inputs.get(producer_id, []):
             child = _node(edge)
-            _flag_modified(child, node["producer"])
+            (check_file or _flag_modified)(child, node["producer"])
             node["inputs"].append(child)
-            self.expand(child, edge["producer_id"], depth + 1, max_depth)
+            self.expand(child, edge["producer_id"], depth + 1, max_depth, shown, check_file)
 
 
 def _node(edge: dict) -> dict:
