@@ -26,7 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -176,7 +176,7 @@ def _launcher_script(bundle: Path, step: str) -> str:
     if any(line.strip() in LAUNCHER_DELIMITERS for line in lock.splitlines()):
         raise SameError(f"the lock of step {step} has a line that would end the launcher's here-document")
     return render("kfp_launcher.sh.j2", step=step, lock=lock, require_hashes=_fully_hashed(lock),
-                  files=base64.encodebytes(_zip(files)).decode("ascii").rstrip("\n"),
+                  files=base64.encodebytes(_archive(files)).decode("ascii").rstrip("\n"),
                   step_dir_env=STEP_DIR_ENV, skip_install_env=SKIP_INSTALL_ENV)
 
 
@@ -376,15 +376,15 @@ def _shared_files(pipeline: Pipeline) -> list[str]:
             for e in pipeline.edges if e.kind == "file"]
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    """A byte-stable zip (fixed dates, sorted names): recompiling gives the same pipeline.yaml."""
+def _archive(files: dict[str, bytes]) -> bytes:
+    """A byte-stable tar.xz (fixed dates and owners, sorted names): recompiling gives the same
+    pipeline.yaml. Solid xz keeps the launcher argument small (Linux caps one argument at 128 KiB)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with tarfile.open(fileobj=buffer, mode="w:xz", preset=9) as archive:
         for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, files[name])
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(files[name]), 0o644, 0
+            archive.addfile(info, io.BytesIO(files[name]))
     return buffer.getvalue()
 
 

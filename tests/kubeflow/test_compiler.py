@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -95,9 +95,9 @@ def _launcher(spec: dict, step: str) -> tuple[str, str, dict[str, bytes]]:
     script = command[2]
     lock = re.search(r"<<'SAME_NB_LOCK'\n(.*?)\nSAME_NB_LOCK\n", script, re.S).group(1)
     payload = re.search(r"<<'SAME_NB_FILES'\n(.*?)\nSAME_NB_FILES\n", script, re.S).group(1)
-    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(payload)))
+    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(payload)), mode="r:xz")
     install = next(line for line in script.splitlines() if "-m pip install" in line)
-    return install, lock, {name: archive.read(name) for name in archive.namelist()}
+    return install, lock, {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
 
 
 def test_pipeline_yaml_loads_as_a_component(compiled):
