@@ -33,20 +33,18 @@ CELLS = [
 ]
 
 
-@pytest.mark.slow
-def test_state_channels_travel_as_artifacts_under_kfp_local(tmp_path, monkeypatch):
+def _run_both(tmp_path, monkeypatch, cells: list, name: str):
+    """Compile ``cells`` for Kubeflow, run it locally and under kfp.local; every step's snapshot must be
+    byte-equal in both. Returns (compile result, {variable: value} from the pods)."""
     from kfp import local
     from kfp.components import load_component_from_file
 
     monkeypatch.delenv("SAME_NB_DB", raising=False)
     folder = tmp_path / "nb"
     folder.mkdir()
-    notebook = folder / "state.ipynb"
-    notebook.write_text(json.dumps(notebook_data(CELLS), indent=1))
+    notebook = folder / f"{name}.ipynb"
+    notebook.write_text(json.dumps(notebook_data(cells), indent=1))
     result = compile_kubeflow(notebook, tmp_path / "kubeflow")
-    spec = yaml.safe_load(result.pipeline_yaml.read_text())
-    assert "same_nb_rng_numpy" in spec["components"]["comp-draw"]["outputDefinitions"]["artifacts"]
-    assert "same_nb_rng_random" in spec["components"]["comp-other2"]["inputDefinitions"]["artifacts"]
 
     local_run = run_notebook(notebook, snapshot=True, use_cache=False)
     assert local_run.ok, local_run.states
@@ -75,6 +73,15 @@ def test_state_channels_travel_as_artifacts_under_kfp_local(tmp_path, monkeypatc
             assert hashlib.sha256(produced.read_bytes()).hexdigest() == local_result["outputs"][variable]["sha256"]
         store = ArtifactStore(tmp_path / "snapshots" / step.name / "artifacts")
         values.update({n: load_value(r, store) for n, r in kfp_result["snapshot"].items()})
+    return result, values
+
+
+@pytest.mark.slow
+def test_state_channels_travel_as_artifacts_under_kfp_local(tmp_path, monkeypatch):
+    result, values = _run_both(tmp_path, monkeypatch, CELLS, "state")
+    spec = yaml.safe_load(result.pipeline_yaml.read_text())
+    assert "same_nb_rng_numpy" in spec["components"]["comp-draw"]["outputDefinitions"]["artifacts"]
+    assert "same_nb_rng_random" in spec["components"]["comp-other2"]["inputDefinitions"]["artifacts"]
 
     draws = np.random.RandomState(42).rand(5)
     np.testing.assert_array_equal(values["x"], draws[:3])
@@ -83,3 +90,20 @@ def test_state_channels_travel_as_artifacts_under_kfp_local(tmp_path, monkeypatc
     import random
     generator = random.Random(5)
     assert (values["r1"], values["r2"]) == (generator.random(), generator.random())
+
+
+SHARED = [
+    (["step:make"], "class C:\n    def __init__(self):\n        self.v = 1\n    def get(self):\n        return self.v\n"
+                    "c = C()\ng = c.get\na = [1]\nb = a\nshared = [0]\npair = [shared, shared]"),
+    (["step:use"], "c.v = 5\nsame = a is b\npair[0].append(1)\nn = len(shared)\ngot = g()"),
+]
+
+
+@pytest.mark.slow
+def test_outputs_that_share_objects_arrive_as_one_graph_in_pods(tmp_path, monkeypatch):
+    """Issue #13: `b = a`, `pair = [shared, shared]` and `g = c.get` travel as one group artifact, in a
+    pod as in a local kernel: identity holds and a change through one name reaches the others."""
+    result, values = _run_both(tmp_path, monkeypatch, SHARED, "shared")
+    spec = yaml.safe_load(result.pipeline_yaml.read_text())
+    assert {"a", "b", "c", "g", "pair", "shared"} <= set(spec["components"]["comp-use"]["inputDefinitions"]["artifacts"])
+    assert (values["same"], values["n"], values["got"]) == (True, 2, 5)
