@@ -292,28 +292,28 @@ def serialize(name: str, obj: Any, path: Path) -> str:
     raise AssertionError("the pickle serializer matches every value")
 
 
-def dump_value(name: str, obj: Any, store: ArtifactStore) -> dict:
-    """Store ``obj``; returns its record ``{name, sha256, kind, type, size}``."""
+def _put(write: Callable[[Path], str], store: ArtifactStore) -> tuple[str, str, int]:
+    """Run ``write(temp path)`` (returning the kind it wrote), then store the bytes under their hash:
+    (kind, sha256, size). The temp file never outlives a failed write."""
     tmp = store.new_temp()
     try:
-        kind = serialize(name, obj, tmp)
+        kind = write(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sha256, size = store.put_file(tmp)
+    return (kind, *store.put_file(tmp))
+
+
+def dump_value(name: str, obj: Any, store: ArtifactStore) -> dict:
+    """Store ``obj``; returns its record ``{name, sha256, kind, type, size}``."""
+    kind, sha256, size = _put(lambda tmp: serialize(name, obj, tmp), store)
     return {"name": name, "sha256": sha256, "kind": kind, "type": qualified_type_name(obj), "size": size}
 
 
 def dump_group(values: dict[str, Any], store: ArtifactStore) -> dict[str, dict]:
     """Store values that share objects as one artifact; returns a record per name (same sha256)."""
-    tmp = store.new_temp()
-    try:
-        _dump_pickle(values, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sha256, size = store.put_file(tmp)
-    return {name: {"name": name, "sha256": sha256, "kind": "group", "type": qualified_type_name(obj), "size": size,
+    kind, sha256, size = _put(lambda tmp: _dump_pickle(values, tmp) or "group", store)
+    return {name: {"name": name, "sha256": sha256, "kind": kind, "type": qualified_type_name(obj), "size": size,
                    "group": list(values)} for name, obj in values.items()}
 
 
