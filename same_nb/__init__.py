@@ -18,7 +18,19 @@ def log_metric(name: str, value, step: int | None = None) -> None:
 
 
 def dataset(name: str) -> str:
-    """The local path of dataset ``name`` from same.yaml, downloaded and sha256-verified once."""
+    """The local path of dataset ``name`` from same.yaml, downloaded and sha256-verified once.
+    In a Kubeflow pod: the copy shipped with the step (its path relative to the working directory)."""
+    import os
+
+    shipped = os.environ.get("SAME_NB_DATASETS")
+    if shipped is not None:         # a pod: only the runtime is there, not the store
+        import json
+
+        paths = json.loads(shipped)
+        if name not in paths:
+            raise LookupError(f"dataset {name!r} was not shipped with this step: only same.yaml datasets with "
+                              f"a local path inside the notebook's folder are ({', '.join(sorted(paths)) or 'none'})")
+        return paths[name]
     from .store.datasets import dataset as _dataset
 
     return _dataset(name)

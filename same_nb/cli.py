@@ -99,11 +99,24 @@ def _compile_kubeflow(args) -> int:
     from same_nb.service import compile_for_kubeflow
 
     result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
-                                  platform=args.platform, progress=_stderr_line)
-    print(f"Compiled {len(result.pipeline.steps)} steps into {result.pipeline_yaml}")
+                                  platform=args.platform, progress=_stderr_line, image=args.image,
+                                  bundle_uri=args.bundle_uri)
+    figures = result.figures
+    from same_nb.report import render_lock
+
+    print(render_lock(result.locks))
+    print(f"Compiled {len(result.pipeline.steps)} steps into {result.pipeline_yaml} "
+          f"({figures['yaml_bytes'] / 1024:.1f} KB, {figures['bytes_per_step'] / 1024:.1f} KB per step, "
+          f"largest container argument {figures['max_argument']:,} bytes)")
     print(f"  readable DSL: {result.pipeline_py}")
-    print("Upload pipeline.yaml in the Kubeflow Pipelines UI, or run: "
-          f"same-nb run {shlex.quote(str(args.notebook))} --target kubeflow --host URL")
+    print(f"  bundle: {result.bundle} (sha256 {result.bundle_sha256[:12]}…)")
+    if result.images:
+        print(f"  images: {', '.join(sorted(set(result.images.values())))}")
+    print(f"  Docker build contexts, one per distinct lock: {result.out_dir / 'kfp' / 'images'}/ (build.sh)")
+    where = "their images" if result.images else result.bundle_uri
+    print(f"Pods read the bundle from {where}. Upload pipeline.yaml in the Kubeflow Pipelines UI, or run: "
+          f"same-nb run {shlex.quote(str(args.notebook))} --target kubeflow --host URL"
+          + ("" if result.images else " --bundle-uri URI"))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -117,7 +130,8 @@ def _run_kubeflow(args) -> int:
     run_id, submitted = run_on_kubeflow(args.notebook, args.host, params=[tuple(p) for p in args.param],
                                         params_file=args.params, experiment=args.experiment,
                                         namespace=args.namespace, existing_token=args.existing_token,
-                                        wait=args.wait, manifest_path=args.manifest, progress=_stderr_line)
+                                        wait=args.wait, manifest_path=args.manifest, progress=_stderr_line,
+                                        image=args.image, bundle_uri=args.bundle_uri)
     print(f"Run {run_id} submitted to Kubeflow as {submitted.run_id}: {submitted.state}")
     print(f"  {submitted.url}")
     return 0 if submitted.state not in ("FAILED", "CANCELED") else 1
@@ -166,12 +180,9 @@ def cmd_lock(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=1, default=str))
         return 0
-    print(f"Locked {len(result.steps)} steps for Python {result.python_version} on {result.platform} "
-          f"into {result.out_dir}/envs/")
-    for name, lock in result.steps.items():
-        how = "fallback, no hashes" if lock.fallback else "uv, with hashes"
-        local = f"; ships local modules {', '.join(p.name for p in lock.local_modules)}" if lock.local_modules else ""
-        print(f"  {name}: {len(lock.pins)} direct pins ({how}), sha256 {lock.lock_sha256[:16]}{local}")
+    from same_nb.report import render_lock
+
+    print(render_lock(result))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -180,7 +191,8 @@ def cmd_lock(args) -> int:
 def cmd_verify(args) -> int:
     from same_nb.service import verify_notebook
 
-    _, report = verify_notebook(args.notebook, args.output, progress=None if args.json else _stderr_line,
+    _, report = verify_notebook(args.notebook, args.output, progress=_stderr_line, run=not args.imports_only,
+                                jobs=args.jobs, timeout=args.timeout, manifest_path=args.manifest,
                                 **_lock_options(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, default=str))
@@ -273,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "beside the notebook)")
     p.add_argument("--target", choices=("local", "kubeflow"), default="local",
                    help="local: a bundle for `same-nb run`; kubeflow: also pipeline.yaml (KFP v2) and pipeline.py")
+    p.add_argument("--image", metavar="REPOSITORY", help="with --target kubeflow: pods run prebuilt images (one per "
+                   "distinct lock, tagged REPOSITORY:<lock id>, built from kfp/images/) and install nothing "
+                   "(default: same.yaml environment.image)")
+    p.add_argument("--bundle-uri", metavar="URI", help="with --target kubeflow and no image: where pods import the "
+                   "bundle (kfp/bundle.tar.gz) from, e.g. minio://mlpipeline/same-nb/x.tar.gz, gs://…, s3://…")
     p.add_argument("--no-lock", action="store_true",
                    help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
     _add_lock_options(p)
@@ -293,15 +310,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_lock)
 
-    p = sub.add_parser("verify", help="prove the locks: install each into a clean venv and import every module",
-                       description="Lock the notebook (cached), then for each distinct lock create a clean venv "
-                                   "with uv under .same/envs/ (reused by lock hash), install it with hashes "
-                                   "required, and import every module each step uses. Reports per step what "
-                                   "is missing or broken; exits 1 if anything is.")
+    import textwrap
+
+    def _paragraphs(*texts: str) -> str:        # RawDescriptionHelpFormatter keeps the line breaks
+        return "\n\n".join(textwrap.fill(t, 96) for t in texts)
+
+    p = sub.add_parser("verify", help="prove the locks: install each into a clean venv, import every module, "
+                                      "run every step and compare its outputs with the last local run",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=_paragraphs(
+                           "Lock the notebook (cached), then for each distinct lock create a clean venv with uv "
+                           "under .same/envs/ (reused by lock hash), install it with hashes required, and "
+                           "import every module each step uses.",
+                           "Then run each step in its clean venv (plus ipykernel, with only a copy of the step "
+                           "runtime on its path) on the inputs and parameters of its last successful local "
+                           "run, and check that every output has the sha256 that run recorded: this catches "
+                           "what a step loads only while it runs. Steps run concurrently (-j); progress goes "
+                           "to stderr."),
+                       epilog=_paragraphs(
+                           "status per step: ok; failed (a module missing or broken, a venv that cannot be "
+                           "built, or the step's code raising: with cell and line); differs (an output's "
+                           "sha256 differs from the last run's); not run (no successful local run to take "
+                           "inputs from: run `same-nb run NB` first).",
+                           "exit code: 0 when no step failed or differs (steps not run are listed with a note, "
+                           "not counted as failures); 1 when any step failed or differs."))
     _add_notebook(p)
     p.add_argument("-o", "--output", metavar="DIR", help="bundle directory (default: <notebook>-pipeline/)")
     _add_lock_options(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="steps to run at once (default: CPU count)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-cell execution timeout of the step runs")
+    p.add_argument("--imports-only", action="store_true",
+                   help="only install the locks and import the modules; run no step")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: per step status (ok/failed/differs/not-run), import "
+                        "failures, the run's failures and differing outputs, seconds")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="run the pipeline locally: parallel steps, cache, recorded lineage",
@@ -323,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("local", "kubeflow"), default="local",
                    help="where to run: here (default) or on a Kubeflow Pipelines server")
     p.add_argument("--host", metavar="URL", help="Kubeflow Pipelines API endpoint (with --target kubeflow)")
+    p.add_argument("--image", metavar="REPOSITORY", help="with --target kubeflow: pods run prebuilt images (one per "
+                   "distinct lock, tagged REPOSITORY:<lock id>, built from kfp/images/) and install nothing "
+                   "(default: same.yaml environment.image)")
+    p.add_argument("--bundle-uri", metavar="URI", help="with --target kubeflow and no image: where pods import the "
+                   "bundle (kfp/bundle.tar.gz) from, e.g. minio://mlpipeline/same-nb/x.tar.gz, gs://…, s3://…")
     p.add_argument("--experiment", metavar="NAME", help="KFP experiment (default: Default)")
     p.add_argument("--namespace", metavar="NS", help="KFP namespace (multi-user installs)")
     p.add_argument("--existing-token", metavar="TOKEN", help="bearer token for the KFP API (never stored)")

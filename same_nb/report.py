@@ -1,6 +1,8 @@
 """Human-readable renderings of service results for the terminal (rich tables or plain text)."""
 from __future__ import annotations
 
+import re
+
 from same_nb.frontend.ir import Pipeline
 
 
@@ -112,3 +114,33 @@ def print_run(run: dict) -> None:
                                f"{err.get('ename')}: {err.get('evalue')}", style="red"))
             if s.get("executed_notebook"):
                 console.print(Text(f"  executed notebook: {s['executed_notebook']}"))
+
+
+_LOCK_SOURCES = {"import": "a cell imports it", "loaded": "loaded when the step last ran locally",
+                 "serializer": "an output of the step needs it to cross", "input": "an input needs it",
+                 "pip": "a !pip install line", "executor": "a pod needs it to run the step notebook",
+                 "producer": "a step its inputs come from has it"}
+
+
+def render_lock(result) -> str:
+    """``same-nb lock``: per step, each direct requirement with what put it there."""
+    lines = [f"Locked {len(result.steps)} steps for Python {result.python_version} on {result.platform} "
+             f"into {result.out_dir}/envs/"]
+    used: set[str] = set()
+    for name, lock in result.steps.items():
+        how = "fallback, no hashes" if lock.fallback else "uv, with hashes"
+        local = f"; ships local modules {', '.join(p.name for p in lock.local_modules)}" if lock.local_modules else ""
+        lines.append(f"  {name}: {len(lock.pins)} direct pins ({how}), sha256 {lock.lock_sha256[:16]}{local}")
+        sources = getattr(lock, "sources", None) or {}
+        entries = sorted(lock.pins + lock.unpinned, key=str.lower)
+        width = max((len(e) for e in entries), default=0)
+        for entry in entries:
+            found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", entry)
+            labels = sources.get(re.sub(r"[-_.]+", "-", found.group(0)).lower(), []) if found else []
+            used.update(labels)
+            lines.append(f"      {entry:<{width}}  ({', '.join(labels)})" if labels else f"      {entry}")
+        for module in getattr(lock, "runtime_modules", None) or []:
+            lines.append(f"      {module:<{width}}  (ships with the runtime, not pinned)")
+    if used:
+        lines.append("Sources: " + "; ".join(f"{k} = {v}" for k, v in _LOCK_SOURCES.items() if k in used))
+    return "\n".join(lines)

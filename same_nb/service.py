@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from same_nb.bundle import build
-from same_nb.bundle.build import CompileResult, default_bundle_dir, lock_notebook
+from same_nb.bundle.build import CompileResult, default_bundle_dir
 from same_nb.errors import SameError
 from same_nb.frontend import inspection
 from same_nb.frontend.inspection import Inspection
@@ -35,6 +35,8 @@ def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None) 
 
 def compile_notebook(path: str | Path, out_dir: str | Path | None = None,
                      manifest_path: str | Path | None = None, **options) -> CompileResult:
+    if options.get("lock"):
+        options.setdefault("observed", _observed(path))
     return build.compile_notebook(path, out_dir, manifest_path, learned=_learned(path), **options)
 
 
@@ -48,12 +50,58 @@ def forget_effects(path: str | Path, run: int | None = None) -> list[dict]:
     return forget_learned(notebook, run)
 
 
-def verify_notebook(path: str | Path, out_dir: str | Path | None = None, *, progress=None, **lock_options):
-    """Install each distinct lock into a clean cached venv and import every step's modules there."""
-    from same_nb.envs.verify import verify_locks
+def _observed(path: str | Path) -> dict[str, dict]:
+    from same_nb.store.observed import load_observed
 
-    result = lock_notebook(path, out_dir, progress=progress, **lock_options)
-    return result, verify_locks(result, Path(path).parent, progress=progress)
+    return load_observed(Path(path))
+
+
+def lock_notebook(path: str | Path, out_dir: str | Path | None = None, *, pipeline: Pipeline | None = None,
+                  progress=None, **lock_options):
+    """Per-step lockfiles under ``out_dir/envs/``: each step's imports, plus what its last local run
+    loaded and passed between steps (``.same/observed.json``); every pin says which of those it came from.
+    A step that never ran locally is locked from its imports alone, with a warning saying so."""
+    return build.lock_notebook(path, out_dir, pipeline=pipeline, progress=progress, observed=_observed(path),
+                               **lock_options)
+
+
+def verify_notebook(path: str | Path, out_dir: str | Path | None = None, *, progress=None, run: bool = True,
+                    jobs: int | None = None, timeout: float | None = None, manifest_path=None,
+                    **lock_options):
+    """Prove the locks. Install each distinct lock into a clean cached venv and import every step's
+    modules there (``same_nb`` itself from the runtime copy every kernel and pod gets, never from the
+    lock); then (``run``) run each step in its venv on the inputs and parameters of its last successful
+    local run and compare its outputs' sha256 with that run's (``local/verify_run.py``). A step with no
+    such run is ``not-run``, which is not a failure of its lock."""
+    from same_nb.envs.sources import RUNTIME_MODULES
+    from same_nb.envs.verify import verify_locks
+    from same_nb.frontend.pipeline import build_pipeline
+
+    notebook = Path(path).resolve()
+    if not notebook.is_file():
+        raise SameError("no such notebook", path=str(path))
+    if timeout is not None and not timeout > 0:
+        raise SameError(f"--timeout must be a positive number of seconds, got {timeout}")
+    pipeline = build_pipeline(notebook)
+    result = lock_notebook(path, out_dir, pipeline=pipeline, progress=progress, **lock_options)
+    shipped = {s.name: sorted({i.top for i in s.imports + s.replay_imports} & RUNTIME_MODULES)
+               for s in pipeline.steps}
+    report = verify_locks(result, notebook.parent, progress=progress, runtime_modules=shipped)
+    if run:
+        import time
+
+        from same_nb.local.prepared import prepare
+        from same_nb.local.runner import default_jobs
+        from same_nb.local.verify_run import run_checks
+
+        started = time.perf_counter()
+        prepared = prepare(notebook, Path(manifest_path) if manifest_path else None)
+        checks = run_checks(notebook, prepared, result, jobs=jobs or default_jobs(), timeout=timeout,
+                            progress=progress)
+        for step in report.steps:
+            step.run = checks.get(step.step)
+        report.seconds += time.perf_counter() - started
+    return result, report
 
 
 # -- local runs ------------------------------------------------------------------------------------
@@ -75,30 +123,12 @@ class RunResult:
 def _isolated_kernels(notebook: Path, prepared) -> tuple[dict[str, str], str]:
     """Each step's kernel interpreter: a venv built from the step's lock plus ipykernel, and a copy
     of the step runtime on PYTHONPATH (never the environment same-nb itself is installed in)."""
-    import hashlib
-    import shutil
-    from importlib import metadata
+    from same_nb.envs.verify import ensure_kernel_venv, runtime_copy
+    from same_nb.local.verify_run import kernel_extras
 
-    from same_nb._version import __version__
-    from same_nb.envs.verify import ensure_kernel_venv
-
-    src = Path(__file__).parent / "runtime"
-    files = sorted(src.glob("*.py"))
-    digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:12]
-    runtime_root = notebook.parent / ".same" / "runtime" / f"{__version__}-{digest}"   # a copy per runtime content
-    if not (runtime_root / "same_nb" / "runtime" / "step.py").exists():
-        tmp = runtime_root.with_name(f"{runtime_root.name}.tmp{os.getpid()}")
-        shutil.copytree(src, tmp / "same_nb" / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
-        (tmp / "same_nb" / "__init__.py").write_text("")
-        shutil.rmtree(runtime_root, ignore_errors=True)
-        os.replace(tmp, runtime_root)
+    runtime_root = runtime_copy(notebook.parent)
     locks = lock_notebook(notebook, prepared.bundle_dir, pipeline=prepared.pipeline)
-    extra = []
-    for dist in ("cloudpickle", "pyarrow"):       # what the runtime needs to pass values
-        try:
-            extra.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
+    extra = kernel_extras()
     pythons = {name: str(ensure_kernel_venv(lock, notebook.parent, extra_packages=extra))
                for name, lock in locks.steps.items()}
     return pythons, str(runtime_root)
@@ -254,16 +284,16 @@ KFP_STATES = {"SUCCEEDED": "success", "FAILED": "failed", "CANCELED": "cancelled
 
 
 def compile_for_kubeflow(path: str | Path, out_dir=None, manifest_path=None, *, python_version=None,
-                         platform=None, progress=None):
+                         platform=None, progress=None, image=None, bundle_uri=None):
     from same_nb.kubeflow.compiler import compile_kubeflow
 
     return compile_kubeflow(path, out_dir, manifest_path, python_version=python_version, platform=platform,
-                            progress=progress)
+                            progress=progress, image=image, bundle_uri=bundle_uri)
 
 
 def run_on_kubeflow(path: str | Path, host: str, *, params: list[tuple[str, str]] = (), params_file=None,
                     experiment=None, namespace=None, existing_token=None, wait: bool = False,
-                    manifest_path=None, out_dir=None, progress=None):
+                    manifest_path=None, out_dir=None, progress=None, image=None, bundle_uri=None):
     """Compile, upload and start a KFP run; record it in the store with its KFP run id.
     Returns (store run id, SubmittedRun)."""
     from same_nb.kubeflow.submit import run_kubeflow
@@ -273,7 +303,7 @@ def run_on_kubeflow(path: str | Path, host: str, *, params: list[tuple[str, str]
     compiled, submitted = run_kubeflow(notebook, host, out_dir=out_dir, manifest_path=manifest_path,
                                        params=list(params), params_file=params_file, experiment=experiment,
                                        namespace=namespace, existing_token=existing_token, wait=wait,
-                                       progress=progress)
+                                       progress=progress, image=image, bundle_uri=bundle_uri)
     values = resolve_params(compiled.pipeline, compiled.defaults, list(params), params_file)
     with open_store(notebook_dir=notebook.parent) as store:
         run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=compiled.pipeline.notebook_sha256,

@@ -1,8 +1,8 @@
 """The examples under examples/ compile, run locally and run under kfp.local.
 
 Each example is copied into a temporary folder first: runs write `.same/` beside the notebook.
-The kfp.local harness (kfp_env: SubprocessRunner without venvs, SAME_NB_KFP_SKIP_INSTALL=1) is the one
-from kubeflow/test_kfp_local.py.
+The kfp.local harness (kfp_env: SubprocessRunner without venvs, SAME_NB_KFP_INSTALL=never) is the one
+from kubeflow/test_kfp_local.py; clean pods are tests/kubeflow/test_pods.py.
 """
 from __future__ import annotations
 
@@ -77,11 +77,7 @@ def test_example_runs_locally_and_records_its_metric(name, tmp_path, monkeypatch
     assert nb.read_bytes() == source                              # the source notebook is never written
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, raises=Exception,
-    reason="issue #16: the pod launcher carries the lock and files in one argument, and data_and_files now "
-           "exceeds Linux's 131,072-byte limit (Argument list too long)")) if n == "data_and_files" else n
-    for n in sorted(METRICS)])
+@pytest.mark.parametrize("name", sorted(METRICS))
 def test_example_runs_under_kfp_local(name, tmp_path_factory, kfp_env):  # noqa: F811
     from kfp.components import load_component_from_file
 

@@ -26,7 +26,7 @@ RANKS = {
     "same_nb.cli": 9, "same_nb.server": 9,
 }
 FACADE = "same_nb"          # the package root: public API for notebooks, imported by nothing inside
-POD_MODULES = {"same_nb.kubeflow.component"}   # run inside Kubeflow pods: stdlib + the step runtime
+POD_MODULES = {"same_nb.kubeflow.component", "same_nb.kubeflow.podenv"}   # in Kubeflow pods: stdlib + the runtime
 
 
 def module_name(path: Path) -> str:
@@ -153,7 +153,8 @@ def test_runtime_and_pod_modules_import_only_the_stdlib_at_module_level():
                 continue
             for m in mods:
                 top = m.split(".")[0]
-                if top != "__future__" and top not in sys.stdlib_module_names and not m.startswith("same_nb.runtime"):
+                if top != "__future__" and top not in sys.stdlib_module_names and not m.startswith("same_nb.runtime") \
+                        and m not in POD_MODULES:
                     wrong.append(f"{name}:{node.lineno} imports {m}")
         if name.startswith("same_nb.runtime"):
             wrong += [f"{name}:{line} imports {t} (the runtime uses relative imports only)"

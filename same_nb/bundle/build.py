@@ -24,7 +24,7 @@ def default_bundle_dir(notebook: Path) -> Path:
 
 def lock_notebook(path: str | Path, out_dir: str | Path | None = None, *, pipeline: Pipeline | None = None,
                   python_version: str | None = None, platform: str | None = None, conda: bool = False,
-                  python: str | None = None, progress=None):
+                  python: str | None = None, progress=None, observed: dict | None = None):
     """Per-step lockfiles under ``out_dir/envs/`` (uv with hashes; installed-environment fallback)."""
     from same_nb.envs.lock import lock_pipeline
     from same_nb.frontend.pipeline import build_pipeline
@@ -33,7 +33,7 @@ def lock_notebook(path: str | Path, out_dir: str | Path | None = None, *, pipeli
     pipeline = pipeline or build_pipeline(notebook)
     out = Path(out_dir) if out_dir else default_bundle_dir(notebook)
     return lock_pipeline(pipeline, notebook.parent, out, python_version=python_version, platform=platform,
-                         conda=conda, python=python, progress=progress)
+                         conda=conda, python=python, progress=progress, observed=observed)
 
 
 def _attach_locks(manifest, locks, out: Path) -> None:

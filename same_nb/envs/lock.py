@@ -1,13 +1,17 @@
-"""Per-step lock files: ``requirements.in`` (direct pins) and ``requirements.txt`` (full set, hashed).
+"""Per-step lock files: ``requirements.in`` (direct pins, each with what needs it) and
+``requirements.txt`` (the full set, hashed for the target Python and platform only).
 
-uv resolves each distinct requirement set once; results are cached by content under
-``<notebook_dir>/.same/locks/`` so re-locking is instant. When uv fails (PyPI unreachable, no
-solution) the lock falls back to the installed environment's metadata, pinned but without hashes,
-and says so in the file and in the warnings.
+Each distinct requirement set is resolved once (``pylock.resolve_set``: uv, constrained to the
+versions installed here) and cached under ``<notebook_dir>/.same/locks/`` by its content and the
+installed versions of what it locked, so re-locking is instant until one of those changes. A
+requirement uv cannot resolve is named and left out, the rest keeps its hashes. Only when uv cannot
+run or reach its index does the lock fall back to the installed environment's metadata, pinned but
+without hashes, and say so in the file and in the warnings.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -17,12 +21,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from same_nb.envs.requirements import environment_index, is_current_interpreter, run_probe, step_requirements
+# uv_command, uv_environment and uv_error_reason are re-exported: verify and kubeflow import them from here.
+from same_nb.envs.pylock import Resolution, resolve_set
+from same_nb.envs.pylock import uv_command as uv_command
+from same_nb.envs.pylock import uv_environment as uv_environment
+from same_nb.envs.pylock import uv_error_reason as uv_error_reason
+from same_nb.envs.requirements import canonical, environment_index, is_current_interpreter, run_probe, step_requirements
 from same_nb.errors import SameError
 from same_nb.frontend.ir import Pipeline
 
-UV_TIMEOUT = 60
 CONDA_LOCK_TIMEOUT = 300
+CACHE_FORMAT = "target-pylock-1"           # in cache keys: earlier locks carried every platform's hashes
+DEFAULT_PLATFORM = "linux/amd64"           # what Kubeflow's images run
+INSTALL = "# Install with: uv pip install --require-hashes --no-deps -r requirements.txt\n"
 UV_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 UV_PLATFORMS = {"windows", "linux", "macos", "x86_64-pc-windows-msvc", "aarch64-pc-windows-msvc",
                 "i686-pc-windows-msvc", "x86_64-unknown-linux-gnu", "aarch64-apple-darwin",
@@ -49,6 +60,8 @@ class StepLock:
     warnings: list[str] = field(default_factory=list)
     environment_yml: Path | None = None
     conda_lock: Path | None = None
+    sources: dict[str, list[str]] = field(default_factory=dict)    # canonical distribution → what needs it
+    unresolved: dict[str, str] = field(default_factory=dict)       # requirement left out → uv's reason
 
 
 @dataclass
@@ -70,16 +83,6 @@ class LockResult:
                 return [plain(v) for v in value]
             return value
         return plain(asdict(self))
-
-
-def uv_command() -> list[str]:
-    """uv from the uv package (its binary beside this interpreter), else on PATH, else ``-m uv``."""
-    try:
-        from uv import find_uv_bin
-        return [find_uv_bin()]
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        return [found] if found else [sys.executable, "-m", "uv"]
 
 
 def uv_platform(value: str | None, index: dict) -> str:
@@ -125,34 +128,63 @@ def _header(first_line: str, python_version: str, plat: str) -> str:
             "# Written by same-nb; regenerate with: same-nb lock <notebook>\n")
 
 
-def uv_error_reason(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")]
-    causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
-    reason = errors[0] if errors else (lines[-1] if lines else "no output")
-    return f"{reason} ({causes[-1]})" if causes else reason
+def _installed(index: dict) -> dict[str, str]:
+    return {key: version for key, (_, version) in index["dists"].items()}
 
 
-def uv_environment() -> dict[str, str]:
-    # Without this, uv looks for (and tries to download) an interpreter of the target version.
-    return {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+def _key(lines: list[str], python_version: str, plat: str, no_deps: bool) -> str:
+    text = "\n".join([CACHE_FORMAT, python_version, plat, str(no_deps), *lines])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _run_uv(cache: Path, python: str, python_version: str, plat: str) -> tuple[str | None, str]:
-    """Resolve ``cache/requirements.in`` with uv. Returns (locked body, "") or (None, reason)."""
-    cmd = uv_command() + ["pip", "compile", "requirements.in", "--generate-hashes", "--no-header",
-                          "--quiet", "--python", python, "--python-version", python_version,
-                          "--python-platform", plat]
-    try:
-        done = subprocess.run(cmd, cwd=cache, capture_output=True, text=True, timeout=UV_TIMEOUT,
-                              env=uv_environment())
-    except subprocess.TimeoutExpired:
-        return None, f"uv pip compile timed out after {UV_TIMEOUT} s"
-    except OSError as exc:
-        return None, f"cannot run uv: {exc}"
-    if done.returncode != 0:
-        return None, uv_error_reason(done.stderr)
-    return done.stdout, ""
+def _cached(cache: Path, installed: dict[str, str]) -> Resolution | None:
+    """A stored resolution whose packages are installed here at the versions they were then: the
+    same constraints would give the same lock."""
+    for meta in sorted(cache.glob("lock-*.json")):
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            body = meta.with_suffix(".txt").read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            continue
+        if all(installed.get(n) == v for n, v in data["installed"].items()):
+            return Resolution(body, data["installed"], data["unresolved"], data["notes"])
+    return None
+
+
+def _store(cache: Path, res: Resolution) -> None:
+    meta = json.dumps({"installed": res.installed, "unresolved": res.unresolved, "notes": res.notes},
+                      sort_keys=True, indent=1)
+    stem = cache / f"lock-{hashlib.sha256(meta.encode()).hexdigest()[:16]}"
+    cache.mkdir(parents=True, exist_ok=True)
+    for path, text in ((stem.with_suffix(".txt"), res.body), (stem.with_suffix(".json"), meta)):
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)                  # atomic, and the .json (what lookups read) comes last
+
+
+def hashed_pins(pins: list[str], cache_root: Path, python_version: str, platform: str, *,
+                no_deps: bool = True) -> tuple[str, str | None]:
+    """requirements.txt entries for a few tools (kfp's executor, uv itself) hashed for one target
+    only, cached like the step locks; with ``no_deps=False`` their dependencies too, pinned to the
+    versions installed here. Returns (text, problem or None); when uv cannot lock at all the text
+    is the pins unhashed, and the problem says so."""
+    index = environment_index()
+    version, plat = _python_version(python_version, index), uv_platform(platform, index)
+    lines = sorted(pins, key=str.lower)
+    installed = {} if no_deps else _installed(index)
+    cache = Path(cache_root) / f"tools-{_key(lines, version, plat, no_deps)}"
+    res = _cached(cache, installed)
+    if res is None:
+        res = resolve_set(lines, installed, sys.executable, version, plat, Path(cache_root), no_deps)
+        if res.problem is None:
+            _store(cache, res)
+    if res.problem is not None:
+        return "".join(f"{ln}\n" for ln in lines), (f"cannot hash {', '.join(lines)} for Python {version} on "
+                                                    f"{plat} ({res.problem}); installed without hash checking")
+    if res.unresolved:
+        return res.body, "; ".join(f"{ln} cannot be hashed for Python {version} on {plat} ({why}); left out"
+                                   for ln, why in res.unresolved.items())
+    return res.body, None
 
 
 def _installed_closure(lines: list[str]) -> dict:
@@ -208,32 +240,6 @@ def _fallback_body(lines: list[str], python: str, reason: str) -> tuple[str, lis
     return body, notes
 
 
-def _resolve(body_lines: list[str], in_text: str, cache_root: Path, python_version: str, plat: str,
-             python: str, progress: Progress) -> tuple[str, bool, list[str]]:
-    """(locked body, fallback?, notes) for one requirement set, from the cache when possible."""
-    if not body_lines:
-        return "", False, []
-    key = hashlib.sha256(f"{in_text}\0{python_version}\0{plat}".encode()).hexdigest()[:24]
-    cache = cache_root / key
-    cached = cache / "requirements.txt"
-    if cached.is_file():
-        progress(f"lock {key[:12]}: cached")
-        return cached.read_text(encoding="utf-8"), False, []
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / "requirements.in").write_text(in_text, encoding="utf-8")
-    progress(f"lock {key[:12]}: uv pip compile ({len(body_lines)} direct requirements)")
-    body, reason = _run_uv(cache, python, python_version, plat)
-    if body is None:
-        progress(f"lock {key[:12]}: uv failed ({reason}); falling back to the installed environment")
-        shutil.rmtree(cache, ignore_errors=True)
-        body, notes = _fallback_body(body_lines, python, reason)
-        return body, True, [f"uv failed ({reason}); locked from the installed environment without hashes"] + notes
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(cached)                    # atomic: a concurrent reader never sees half a lock
-    return body, False, []
-
-
 def _python_version(value: str | None, index: dict) -> str:
     if value is None:
         return index["python_version"]
@@ -264,18 +270,54 @@ def _conda_lock(env_file: Path, plat: str) -> tuple[Path | None, str | None]:
     return out, None
 
 
+def _resolve(lines: list[str], cache_root: Path, python_version: str, plat: str, python: str,
+             installed: dict[str, str], progress: Progress) -> tuple[Resolution, bool]:
+    """(resolution, fallback?) for one requirement set, from the cache when possible."""
+    if not lines:
+        return Resolution(), False
+    key = _key(lines, python_version, plat, False)
+    res = _cached(cache_root / key, installed)
+    if res is not None:
+        progress(f"lock {key[:12]}: cached")
+        return res, False
+    progress(f"lock {key[:12]}: uv pip compile ({len(lines)} direct requirements)")
+    res = resolve_set(lines, installed, python, python_version, plat, cache_root)
+    if res.problem is None:
+        _store(cache_root / key, res)
+        return res, False
+    progress(f"lock {key[:12]}: uv failed ({res.problem}); falling back to the installed environment")
+    body, notes = _fallback_body(lines, python, res.problem)
+    return Resolution(body, notes=[f"uv failed ({res.problem}); locked from the installed environment "
+                                   f"without hashes"] + notes, problem=res.problem), True
+
+
+def _sources(req) -> dict[str, list[str]]:
+    return {canonical(r.dist): list(getattr(r, "sources", None) or []) for r in req.requirements}
+
+
+def _in_lines(req, sources: dict[str, list[str]]) -> str:
+    """requirements.in lines, each with what needs it as a trailing comment (pip and uv allow one)."""
+    by_line = {r.line: sources.get(canonical(r.dist)) for r in req.requirements}
+    return "".join(f"{ln}  # {', '.join(by_line[ln])}\n" if by_line.get(ln) else f"{ln}\n" for ln in req.lines)
+
+
 def lock_pipeline(pipeline: Pipeline, notebook_dir: str | Path, out_dir: str | Path, *,
                   python_version: str | None = None, platform: str | None = None, conda: bool = False,
-                  python: str | None = None, progress: Progress | None = None) -> LockResult:
-    """Write ``out_dir/envs/<step>/requirements.{in,txt}`` (and environment.yml with ``conda``)."""
+                  python: str | None = None, progress: Progress | None = None,
+                  observed: dict | None = None) -> LockResult:
+    """Write ``out_dir/envs/<step>/requirements.{in,txt}`` (and environment.yml with ``conda``) for
+    ``python_version`` (default: that of ``python``, the interpreter whose packages are read) on
+    ``platform`` (default: linux/amd64, what Kubeflow's images run). ``observed``: what the last
+    local runs loaded and passed between steps (``store/observed.py``), see ``step_requirements``."""
     progress = progress or (lambda message: None)
     notebook_dir = Path(notebook_dir).resolve()
     out_dir = Path(out_dir)
     python = python or sys.executable
     index = environment_index(python)
     version = _python_version(python_version, index)
-    plat = uv_platform(platform, index)
-    reqs = step_requirements(pipeline, notebook_dir, python)
+    plat = uv_platform(platform or DEFAULT_PLATFORM, index)
+    installed = _installed(index)
+    reqs = step_requirements(pipeline, notebook_dir, python, observed=observed)
     result = LockResult(out_dir, version, plat, python)
     can_conda_lock = False
     if conda:
@@ -285,27 +327,28 @@ def lock_pipeline(pipeline: Pipeline, notebook_dir: str | Path, out_dir: str | P
             result.warnings.append("conda-lock is not installed; wrote environment.yml without conda-lock.yml")
         else:
             can_conda_lock = True
-    resolved: dict[str, tuple[str, bool, list[str]]] = {}
+    resolved: dict[tuple[str, ...], tuple[Resolution, bool]] = {}
     for name, req in reqs.items():
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
             raise SameError(f"step name '{name}' cannot name a directory", step=name)
         lines = req.lines
-        in_text = _header("Direct requirements of a step", version, plat) + "".join(f"{ln}\n" for ln in lines)
-        if in_text not in resolved:
-            resolved[in_text] = _resolve(lines, in_text, notebook_dir / ".same" / "locks", version,
-                                         plat, python, progress)
-        body, fallback, notes = resolved[in_text]
+        sources = _sources(req)
+        in_text = _header("Direct requirements of a step", version, plat) + _in_lines(req, sources)
+        if tuple(lines) not in resolved:
+            resolved[tuple(lines)] = _resolve(lines, notebook_dir / ".same" / "locks", version, plat, python,
+                                              installed, progress)
+        res, fallback = resolved[tuple(lines)]
         env_dir = out_dir / "envs" / name
         env_dir.mkdir(parents=True, exist_ok=True)
         in_path, lock_path = env_dir / "requirements.in", env_dir / "requirements.txt"
         in_path.write_text(in_text, encoding="utf-8")
-        lock_text = _header("Locked from the installed environment (no hashes)" if fallback else
-                            "Locked with uv (pip install --require-hashes -r requirements.txt)",
-                            version, plat) + body
+        lock_text = (_header("Locked from the installed environment (no hashes)", version, plat) if fallback else
+                     _header("Locked with uv, hashing only the files that install", version, plat) + INSTALL)
+        lock_text += res.body
         lock_path.write_text(lock_text, encoding="utf-8")
         step_lock = StepLock(name, in_path, lock_path, hashlib.sha256(lock_text.encode()).hexdigest(),
                              req.pins, req.unpinned, req.modules, req.local_modules, fallback,
-                             version, req.warnings + notes)
+                             version, req.warnings + res.notes, sources=sources, unresolved=dict(res.unresolved))
         if conda:
             step_lock.environment_yml = env_dir / "environment.yml"
             step_lock.environment_yml.write_text(_environment_yml(name, version, lines), encoding="utf-8")

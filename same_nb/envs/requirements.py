@@ -3,6 +3,9 @@
 The mapping is read from the environment of the kernel's interpreter (``importlib.metadata``), so a
 lock pins the versions that actually executed, not PyPI's latest. Modules beside the notebook are
 local: the bundle ships them, so they are listed, scanned for their own imports, and never locked.
+Imports are not the whole story (``load_iris(as_frame=True)`` needs pandas, a DataFrame crosses as
+Arrow): what the step's last local run loaded and passed on is added too (``envs/sources.py``), and
+each requirement says where it came from.
 """
 from __future__ import annotations
 
@@ -13,68 +16,26 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
+from same_nb.envs.sources import (
+    KERNEL_PACKAGES,
+    RUNTIME_MODULES,
+    StepRequirements,
+    kernel_probe,
+    merge,
+    never_ran,
+    observed_origins,
+)
+from same_nb.envs.sources import Requirement as Requirement  # re-exported: callers import them here
+from same_nb.envs.sources import canonical as canonical
 from same_nb.errors import SameError
 from same_nb.frontend.ir import Import, Pipeline, Step
 
 MODULE_MAP_PATH = Path(__file__).parent / "data" / "module_map.txt"
 PROBE_TIMEOUT = 60
-
-
-@dataclass
-class Requirement:
-    module: str | None            # the import that needs it; None for a !pip line no import matched
-    dist: str                     # distribution name as its metadata spells it
-    version: str | None           # installed version; None when not installed
-    source: str = "installed"     # "installed" | "mapped" (not installed, name guessed) | "pip"
-    spec: str = ""                # the !pip install requirement that overrides the pin, if any
-
-    @property
-    def pinned(self) -> bool:
-        if not self.spec:
-            return self.version is not None
-        from packaging.requirements import InvalidRequirement
-        from packaging.requirements import Requirement as PepRequirement
-
-        try:
-            parsed = PepRequirement(self.spec)
-        except InvalidRequirement:
-            return False
-        return bool(parsed.specifier or parsed.url)
-
-    @property
-    def line(self) -> str:
-        """The requirements.in line: the explicit spec, else the installed pin, else the bare name."""
-        if self.spec:
-            return self.spec
-        return f"{self.dist}=={self.version}" if self.version else self.dist
-
-
-@dataclass
-class StepRequirements:
-    step: str
-    modules: list[str] = field(default_factory=list)        # third-party top-level modules to import
-    requirements: list[Requirement] = field(default_factory=list)
-    pins: list[str] = field(default_factory=list)           # lines with a version specifier
-    unpinned: list[str] = field(default_factory=list)       # bare names
-    local_modules: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def lines(self) -> list[str]:
-        return sorted(self.pins + self.unpinned, key=str.lower)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["local_modules"] = [str(p) for p in self.local_modules]
-        return data
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _environment_index() -> dict:
@@ -83,7 +44,6 @@ def _environment_index() -> dict:
     It reads METADATA headers and RECORD as text: building PackagePath objects costs 10x more."""
     import importlib.metadata as md
     import platform
-    import re
     import sys
 
     def header(text: str, key: str) -> str | None:
@@ -165,28 +125,29 @@ def _installed_fingerprint() -> str:
     return h.hexdigest()[:32]
 
 
-def _cached_own_index() -> dict:
+def disk_cached(name: str, compute: Callable[[], dict]) -> dict:
+    """``compute()``, kept on disk while this interpreter's installed distributions stay the same."""
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "same-nb"
-    path = cache_dir / f"env-index-{_installed_fingerprint()}.json"
+    path = cache_dir / f"{name}-{_installed_fingerprint()}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    index = _environment_index()
+    value = compute()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(index))
+        tmp.write_text(json.dumps(value))
         os.replace(tmp, path)
     except OSError:
         pass                                  # a read-only home only costs the rescan next time
-    return index
+    return value
 
 
 @lru_cache(maxsize=8)
 def _index_for(python: str) -> dict:
     if is_current_interpreter(python):
-        return _cached_own_index()
+        return disk_cached("env-index", _environment_index)
     return run_probe(python, _environment_index)
 
 
@@ -277,7 +238,7 @@ def _direct_local_modules(step: Step, notebook_dir: Path) -> tuple[list[Path], l
     unresolved: list[str] = []
     for imp in _imports(step):
         if imp.top:
-            found = _local_path(imp.top, notebook_dir)
+            found = None if imp.top in RUNTIME_MODULES else _local_path(imp.top, notebook_dir)
             if found:
                 paths.append(found)
             continue
@@ -356,64 +317,43 @@ def local_modules(step: Step, notebook_dir: str | Path) -> list[Path]:
     return _scan_local(direct, notebook_dir)[0]
 
 
-def _apply_explicit(step: Step, by_dist: dict[str, Requirement], index: dict, warnings: list[str]) -> None:
-    """``!pip install`` specs add distributions and override installed pins (warning on mismatch)."""
-    from packaging.requirements import InvalidRequirement
-    from packaging.requirements import Requirement as PepRequirement
+# -- what the kernel itself loads ------------------------------------------------------------------
 
-    for spec in step.requirements:
-        try:
-            parsed = PepRequirement(spec)
-        except InvalidRequirement:
-            by_dist[spec] = Requirement(None, spec, None, "pip", spec)
-            warnings.append(f"'{spec}' from !pip install is not a PEP 508 requirement; passed to the lock as written")
-            continue
-        key = canonical(parsed.name)
-        installed = index["dists"].get(key)
-        current = by_dist.get(key) or Requirement(None, installed[0] if installed else parsed.name,
-                                                  installed[1] if installed else None, "pip")
-        extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
-        marker = f"; {parsed.marker}" if parsed.marker else ""
-        if parsed.specifier or parsed.url:
-            current.spec = str(parsed)
-            if current.version and parsed.specifier and \
-                    not parsed.specifier.contains(current.version, prereleases=True):
-                warnings.append(f"'{spec}' from !pip install does not match the installed "
-                                f"{current.dist} {current.version}; the lock uses '{spec}'")
-        elif current.version:
-            current.spec = f"{current.dist}{extras}=={current.version}{marker}" if extras or marker else ""
+@lru_cache(maxsize=8)
+def kernel_machinery(python: str | None = None) -> frozenset[str]:
+    """Top-level modules a kernel of ``python`` brings itself (ipykernel and what it needs, what the
+    interpreter loads at start from .pth files): the executor's lock covers them, a step's does not."""
+    python = sys.executable if is_current_interpreter(python) else python
+    try:
+        if is_current_interpreter(python):
+            probe = disk_cached("kernel-machinery", lambda: run_probe(sys.executable, kernel_probe))
         else:
-            current.spec = str(parsed) if extras or marker else ""
-            warnings.append(f"{parsed.name} is in !pip install but not installed; unpinned")
-        by_dist[key] = current
+            probe = run_probe(python, kernel_probe)
+    except SameError:
+        probe = {"modules": [], "dists": []}
+    closure = set(probe["dists"])
+    tops = {top for top, names in environment_index(python)["tops"].items()
+            if names and all(canonical(n) in closure for n in names)}
+    return frozenset(tops | set(probe["modules"]) | KERNEL_PACKAGES)
 
 
-def _requirements_for(step: Step, resolved: dict[str, list[Requirement]],
-                      index: dict, dotted: list[str], extra: dict[str, str],
-                      locals_: list[Path], warnings: list[str]) -> StepRequirements:
-    by_dist: dict[str, Requirement] = {}
-    for module in dotted + sorted(extra):
-        for req in resolved[module]:
-            key = canonical(req.dist)
-            if key in by_dist:
-                continue
-            by_dist[key] = Requirement(req.module, req.dist, req.version, req.source)
-            if req.source == "mapped":
-                via = f" by {extra[module]}" if module in extra else ""
-                warnings.append(f"{module.split('.')[0]} is imported{via} but not installed; "
-                                f"assuming {req.dist}, unpinned")
-    _apply_explicit(step, by_dist, index, warnings)
-    reqs = sorted(by_dist.values(), key=lambda r: r.dist.lower())
-    modules = sorted({m.split(".")[0] for m in dotted} | set(extra))
-    return StepRequirements(step.name, modules, reqs,
-                            sorted((r.line for r in reqs if r.pinned), key=str.lower),
-                            sorted((r.line for r in reqs if not r.pinned), key=str.lower),
-                            locals_, warnings)
+def third_party_loaded(modules: list[str], python: str | None = None) -> list[str]:
+    """The modules of ``modules`` (as a step's runtime lists them) a lock may need: provided by an
+    installed distribution, and neither the standard library, same-nb, nor the kernel's machinery."""
+    index = environment_index(python)
+    skip = frozenset(index["stdlib"] or sys.stdlib_module_names) | RUNTIME_MODULES | kernel_machinery(python)
+    return sorted(m for m in set(modules) if isinstance(m, str) and m.split(".")[0] not in skip
+                  and (m.split(".")[0] in index["tops"] or canonical(m.split(".")[0]) in index["dists"]))
 
 
-def step_requirements(pipeline: Pipeline, notebook_dir: str | Path,
-                      python: str | None = None) -> dict[str, StepRequirements]:
-    """Per step: pins of the installed versions, unpinned guesses, local modules and warnings.
+# -- per step ---------------------------------------------------------------------------------------
+
+
+def step_requirements(pipeline: Pipeline, notebook_dir: str | Path, python: str | None = None,
+                      observed: dict | None = None) -> dict[str, StepRequirements]:
+    """Per step: pins of the installed versions (each with its sources), unpinned guesses, local
+    modules and warnings. ``observed``: ``{step: observation}`` of the notebook's last local runs
+    (``store/observed.py``); None when unknown, ``{}`` when it never ran (each step then says so).
     All steps' modules are resolved in one pass (one subprocess at most, for another interpreter)."""
     notebook_dir = Path(notebook_dir).resolve()
     index = environment_index(python)
@@ -423,11 +363,22 @@ def step_requirements(pipeline: Pipeline, notebook_dir: str | Path,
         direct, warnings = _direct_local_modules(step, notebook_dir)
         local_paths, from_locals, problems = _scan_local(direct, notebook_dir, stdlib)
         local_names = {p.stem if p.suffix == ".py" else p.name for p in direct}
-        tops = {i.top for i in _imports(step) if i.top} - local_names - stdlib
-        dotted = sorted({i.module for i in _imports(step) if i.top in tops})
-        extra = {t: f for t, f in from_locals.items() if t not in tops}
-        plans.append((step, dotted, extra, local_paths, warnings + problems))
-    wanted = sorted({m for _, dotted, extra, _, _ in plans for m in dotted + list(extra)})
-    resolved = resolve_distributions(wanted, python)
-    return {step.name: _requirements_for(step, resolved, index, dotted, extra, paths, warnings)
-            for step, dotted, extra, paths, warnings in plans}
+        all_tops = {i.top for i in _imports(step) if i.top}
+        tops = all_tops - local_names - stdlib - RUNTIME_MODULES
+        origins = {m: {"import"} for m in sorted({i.module for i in _imports(step) if i.top in tops})}
+        via = {t: f for t, f in sorted(from_locals.items()) if t not in tops and t not in RUNTIME_MODULES}
+        origins.update((t, {"import"}) for t in via)
+        for module, labels in observed_origins(step, observed).items():
+            top = module.split(".")[0]
+            if top not in stdlib and top not in RUNTIME_MODULES and _local_path(top, notebook_dir) is None:
+                origins.setdefault(module, set()).update(labels)
+        if observed is not None and step.name not in observed:
+            warnings = warnings + [never_ran(step, pipeline)]
+        plans.append((step, origins, via, local_paths, warnings + problems,
+                      sorted(all_tops & RUNTIME_MODULES), (observed or {}).get(step.name, {}).get("run")))
+    resolved = resolve_distributions(sorted({m for plan in plans for m in plan[1]}), python)
+    result = {}
+    for step, origins, via, paths, warnings, runtime, run in plans:
+        result[step.name] = merge(step, resolved, index, origins, via, paths, warnings)
+        result[step.name].runtime_modules, result[step.name].observed_run = runtime, run
+    return result

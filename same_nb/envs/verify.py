@@ -3,9 +3,14 @@
 Venvs are built with uv and cached by lock hash under ``<notebook_dir>/.same/envs/<hash16>/``; a
 marker file written last says the build completed. The kernel variant (``<hash16>-kernel``) adds
 ipykernel constrained by the lock, so the plain venv stays exactly the lock for verification.
+same-nb is never in a lock (it is not on the package index): kernels and pods get a copy of the
+step runtime and the package root (``runtime_copy``), and a step's ``import same_nb`` is checked
+against that copy. ``same-nb verify`` then runs each step in the kernel variant of its venv
+(``local/verify_run.py``); its outcome per step is a ``RunCheck``, kept and rendered here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,6 +46,31 @@ print({RESULT_PREFIX!r} + json.dumps(results))
 
 
 @dataclass
+class RunCheck:
+    """A step run in its clean venv on the inputs of its last successful local run."""
+    status: str                                   # ok | failed | differs | not-run
+    run_id: int | None = None                     # the local run whose inputs and outputs were used
+    seconds: float = 0.0
+    python: str | None = None                     # the kernel's interpreter
+    failures: list[dict] = field(default_factory=list)      # {ename, evalue, cell, line, where}
+    differs: dict[str, dict] = field(default_factory=dict)  # output → {run, expected, got}
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for f in self.failures:
+            where = [f"cell {f['cell']}"] if f.get("cell") else []
+            where += [f"line {f['line']}"] if f.get("line") else []
+            where += [f["where"]] if f.get("where") and f.get("where") != "step code" else []
+            out.append(f"run: {f.get('ename')}: {f.get('evalue')}" + (f" ({', '.join(where)})" if where else ""))
+        for name, d in sorted(self.differs.items()):
+            got = d["got"][:12] if d.get("got") else "not produced"
+            out.append(f"run: output {name} differs from run {d['run']} ({got} ≠ {d['expected'][:12]})")
+        out += [f"run: not run: {n}" if self.status == "not-run" else f"run: note: {n}" for n in self.notes]
+        return out
+
+
+@dataclass
 class StepVerification:
     step: str
     lock_sha256: str
@@ -49,10 +79,21 @@ class StepVerification:
     failures: dict[str, str] = field(default_factory=dict)   # module → last line of its error
     error: str | None = None                                  # the venv could not be built
     notes: list[str] = field(default_factory=list)
+    run: RunCheck | None = None                               # None: steps were not run (imports only)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.failures
+        return self.error is None and not self.failures and (self.run is None or self.run.status in ("ok", "not-run"))
+
+    @property
+    def status(self) -> str:
+        """ok | failed | differs | not-run: the import check's failures first, then the run's outcome."""
+        if self.error is not None or self.failures:
+            return "failed"
+        return self.run.status if self.run is not None else "ok"
+
+
+_LABELS = {"ok": "ok  ", "failed": "FAIL", "differs": "DIFF", "not-run": "--  "}
 
 
 @dataclass
@@ -66,22 +107,31 @@ class VerifyReport:
 
     def render(self) -> str:
         venvs = len({s.lock_sha256 for s in self.steps})
+        not_run = [s.step for s in self.steps if s.status == "not-run"]
         lines = [f"verify: {len(self.steps)} steps, {venvs} distinct locks, {self.seconds:.1f} s: "
-                 + ("OK" if self.ok else "FAILED")]
+                 + ("OK" if self.ok else "FAILED") + (f" ({len(not_run)} not run)" if not_run else "")]
         for s in self.steps:
-            status = "ok  " if s.ok else "FAIL"
-            lines.append(f"  {status} {s.step} (lock {s.lock_sha256[:16]}, {len(s.imported)} modules imported)")
+            ran = f", ran in {s.run.seconds:.1f} s" if s.run is not None and s.run.status != "not-run" else ""
+            lines.append(f"  {_LABELS[s.status]} {s.step} (lock {s.lock_sha256[:16]}, "
+                         f"{len(s.imported)} modules imported{ran})")
             if s.error:
                 lines.append(f"       environment: {s.error}")
             lines.extend(f"       {module}: {error}" for module, error in sorted(s.failures.items()))
             lines.extend(f"       note: {note}" for note in s.notes)
+            if s.run is not None:
+                lines.extend(f"       {line}" for line in s.run.lines())
+        if not_run:
+            lines.append(f"note: {', '.join(not_run)} not run: no successful local run to take inputs from "
+                         f"(not a failure of the lock)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["ok"] = self.ok
-        for step in data["steps"]:
+        for step, s in zip(data["steps"], self.steps):
             step["venv"] = str(step["venv"]) if step["venv"] else None
+            step["status"] = s.status
+            step["seconds"] = s.run.seconds if s.run is not None else 0.0
         return data
 
 
@@ -183,8 +233,35 @@ def ensure_kernel_venv(lock: StepLock, notebook_dir: str | Path, *, python: str 
     return _python_in(venv)
 
 
-def _import_all(python: Path, modules: list[str], cwd: Path) -> dict[str, str | None]:
+def runtime_copy(notebook_dir: str | Path) -> Path:
+    """A folder to put on PYTHONPATH where same-nb is not installed: the step runtime plus the package
+    root (``same_nb.log_metric``), copied under ``.same/runtime/<version>-<content hash>/``."""
+    from same_nb._version import __version__
+
+    package = Path(__file__).resolve().parents[1]
+    files = sorted((package / "runtime").glob("*.py")) + [package / "__init__.py", package / "_version.py"]
+    digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:12]
+    root = Path(notebook_dir).resolve() / ".same" / "runtime" / f"{__version__}-{digest}"
+    if not (root / "same_nb" / "runtime" / "step.py").exists():
+        tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for file in files:
+            target = tmp / file.relative_to(package.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+        try:
+            os.replace(tmp, root)
+        except OSError:                   # another process put it there first: same content, same name
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (root / "same_nb" / "runtime" / "step.py").exists():
+                raise
+    return root
+
+
+def _import_all(python: Path, modules: list[str], cwd: Path, path: Path | None = None) -> dict[str, str | None]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     try:
         done = subprocess.run([str(python), "-c", IMPORT_SCRIPT, json.dumps(modules)], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
@@ -203,11 +280,19 @@ def _step_modules(lock: StepLock) -> list[str]:
 
 
 def verify_locks(lock_result: LockResult, notebook_dir: str | Path, *,
-                 progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Install each distinct lock into a clean cached venv and import its steps' modules there."""
+                 progress: Callable[[str], None] | None = None,
+                 runtime_modules: dict[str, list[str]] | None = None) -> VerifyReport:
+    """Install each distinct lock into a clean cached venv and import its steps' modules there;
+    ``runtime_modules``: step → modules it imports that ship with the runtime (``same_nb``), imported
+    from ``runtime_copy`` as a kernel or pod would."""
     progress = progress or (lambda message: None)
     notebook_dir = Path(notebook_dir).resolve()
     started = time.perf_counter()
+    shipped = {step: list(names) for step, names in (runtime_modules or {}).items() if names}
+
+    def modules_of(step: StepLock) -> list[str]:
+        return sorted(set(_step_modules(step)) | set(shipped.get(step.step, [])))
+
     groups: dict[str, list[StepLock]] = {}
     for step in lock_result.steps.values():
         groups.setdefault(step.lock_sha256, []).append(step)
@@ -215,18 +300,23 @@ def verify_locks(lock_result: LockResult, notebook_dir: str | Path, *,
     for sha, group in groups.items():
         results = {s.step: StepVerification(s.step, sha, None) for s in group}
         report.steps.extend(results.values())
-        steps = [s for s in group if _step_modules(s)]
+        for s in group:
+            results[s.step].notes.extend(
+                f"{req}: left out of the lock: not installed here and not resolvable from the package index "
+                f"({why})" for req, why in sorted(s.unresolved.items()))
+        steps = [s for s in group if modules_of(s)]
         for quiet in (s for s in group if s not in steps):
             results[quiet.step].notes.append("imports only the standard library; nothing to install")
         if not steps:
             continue
-        modules = sorted({m for s in steps for m in _step_modules(s)})
+        modules = sorted({m for s in steps for m in modules_of(s)})
         venv = _venv_dir(sha, notebook_dir)
         progress(f"verify lock {sha[:16]} ({', '.join(s.step for s in steps)}): {len(modules)} modules")
         try:
             base = _base_python(lock_result.python_version, lock_result.python)
             _build_venv(steps[0], venv, base)
-            outcome = _import_all(_python_in(venv), modules, notebook_dir)
+            runtime = runtime_copy(notebook_dir) if any(s.step in shipped for s in steps) else None
+            outcome = _import_all(_python_in(venv), modules, notebook_dir, runtime)
         except SameError as exc:
             for step in steps:
                 results[step.step].error = exc.message
@@ -234,10 +324,12 @@ def verify_locks(lock_result: LockResult, notebook_dir: str | Path, *,
         for step in steps:
             r = results[step.step]
             r.venv = venv
-            r.imported = _step_modules(step)
+            r.imported = modules_of(step)
             r.failures = {m: outcome[m] for m in r.imported if outcome.get(m)}
             if step.fallback:
                 r.notes.append("fallback lock: installed without --require-hashes")
+            r.notes.extend(f"{m}: ships with the runtime (not pinned), imported from its copy"
+                           for m in shipped.get(step.step, []))
     report.steps.sort(key=lambda r: list(lock_result.steps).index(r.step))
     report.seconds = time.perf_counter() - started
     return report

@@ -1,9 +1,12 @@
-"""same.yaml's schema: the pydantic models, with Kubernetes quantities, names and URLs checked."""
+"""same.yaml's schema: the pydantic models, with Kubernetes quantities, names, image references and URLs
+checked. Values checked here reach generated files (pipeline.py, Dockerfiles, build scripts), so the
+checks are strict: what Kubernetes, Docker or pip would refuse later is refused here, with its field."""
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
@@ -21,6 +24,17 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _QUANTITY = re.compile(r"(?P<num>\d+(\.\d*)?|\.\d+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+# Kubernetes object names (Secret, PersistentVolumeClaim): DNS-1123 subdomains, at most 253 characters.
+_DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")             # a key of a Secret's data
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")      # env vars a secret fills: names every shell can read
+# Docker's image reference grammar (github.com/distribution/reference, reference.go): name, tag, digest.
+_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_IMAGE_DOMAIN = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?"
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"(?P<name>(?:{_IMAGE_DOMAIN}/)?{_IMAGE_PATH}(?:/{_IMAGE_PATH})*)(?::(?P<tag>\w[\w.-]{{0,127}}))?"
+                    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?", re.ASCII)
+IMAGE_ROOT = "/opt/same-nb"       # where a step image keeps same-nb's files (kubeflow/images.py)
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
@@ -78,6 +92,73 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _check_k8s_name(value: str) -> str:
+    if len(value) > 253 or not _DNS1123.fullmatch(value):
+        raise _custom("k8s_name", f"{_shown(value)} is not a Kubernetes object name: lowercase letters, digits, '-' "
+                      "and '.', starting and ending with a letter or digit, at most 253 characters (DNS-1123)")
+    return value
+
+
+def _shown(value: str) -> str:
+    text = repr(value)   # one line: a newline or quote in a hostile value stays escaped
+    return text if len(text) <= 80 else f"{text[:79]}…"
+
+
+def image_parts(value: str) -> tuple[str, str | None, str | None] | None:
+    """(repository, tag, digest) of a Docker image reference; None when it is not one."""
+    match = _IMAGE.fullmatch(value)
+    if not match or len(match["name"]) > 255:
+        return None
+    return match["name"], match["tag"], match["digest"]
+
+
+def _check_image(value: str) -> str:
+    if image_parts(value) is None:
+        raise _custom("image_ref", f"{_shown(value)} is not an image reference: [registry/]repository[:tag][@sha256:digest], "
+                      "e.g. 'python:3.11-slim' or 'registry.example.com/team/churn'")
+    return value
+
+
+def _check_index_url(value: str) -> str:
+    if not value.isascii() or not value.isprintable() or any(c.isspace() or c in "\"'`\\<>{}|^" for c in value):
+        raise _custom("bad_url", f"{_shown(value)} is not a URL: spaces, quotes and control characters must be "
+                      "percent-encoded")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise _custom("bad_url", f"{redact_url(value)!r} is not an https:// URL of a package index "
+                      "(e.g. 'https://pypi.example.com/simple')")
+    if parts.username is not None or parts.password is not None:
+        raise _custom("bad_url", "must not hold credentials: it is written into pipeline.yaml and the Dockerfiles in "
+                      "clear text; give the index URL without them and let the image builder and pods authenticate "
+                      "(a netrc file, or run.secrets for the pods)")
+    return value
+
+
+def _check_mount_path(value: str) -> str:
+    parts = value.split("/")
+    if not value.startswith("/") or not value.isprintable() or ".." in parts or value == "/":
+        raise _custom("mount_path", f"{_shown(value)} is not a mount path: an absolute path other than '/', "
+                      "without '..' or control characters")
+    if value.rstrip("/") == IMAGE_ROOT or value.startswith(IMAGE_ROOT + "/") or IMAGE_ROOT.startswith(value.rstrip("/") + "/"):
+        raise _custom("mount_path", f"{_shown(value)} would hide {IMAGE_ROOT}, where the step image keeps "
+                      "same-nb's files; mount the volume elsewhere")
+    return value
+
+
+def _check_sub_path(value: str) -> str:
+    if not value or value.startswith("/") or not value.isprintable() or ".." in value.split("/"):
+        raise _custom("sub_path", f"{_shown(value)} is not a sub-path: a relative path inside the volume, "
+                      "without '..' or control characters")
+    return value
+
+
+def _check_read_only(value: bool) -> bool:
+    if value:   # kfp-kubernetes 2.17: PvcMount has mount_path and sub_path, no read-only flag
+        raise _custom("read_only", "Kubeflow (kfp-kubernetes' mount_pvc) mounts a claim read-write only; remove "
+                      "read_only (and protect the data on the volume itself)")
+    return value
+
+
 def _check_size(value: Any) -> Any:
     if byte_size(value) is None:
         raise _custom("bad_size", f"{str(value)[:40]!r} is not a size in bytes: a whole number of bytes or a "
@@ -97,6 +178,12 @@ StepName = Annotated[str, _pattern(_STEP_NAME, "step name", "letters, digits, '_
 EnvName = Annotated[str, _pattern(_ENV_NAME, "environment variable name", "letters, digits, '_', '-' and '.', "
                                   "not starting with a digit")]
 EnvMap = dict[EnvName, str]
+K8sName = Annotated[str, AfterValidator(_check_k8s_name)]
+ImageRef = Annotated[str, AfterValidator(_check_image)]
+SecretEnvName = Annotated[str, _pattern(_SHELL_NAME, "environment variable name for a secret",
+                                        "letters, digits and '_', not starting with a digit")]
+SecretKey = Annotated[str, Field(max_length=253), _pattern(_SECRET_KEY, "Secret key",
+                                                           "letters, digits, '-', '_' and '.'")]
 NonNegative = Annotated[int, Field(ge=0)]
 
 
@@ -125,9 +212,48 @@ class NotebookSection(_Model):
 
 
 class Environment(_Model):
-    base_image: Annotated[str, Field(min_length=1)] = DEFAULT_IMAGE
+    base_image: ImageRef = DEFAULT_IMAGE
     python_version: Annotated[str, _pattern(_PYTHON_VERSION, "Python version", "like \"3.11\"")] | None = None
     platform: str | None = None
+    # Where pods and image builds install packages from (e.g. an internal mirror); None means PyPI.
+    index_url: Annotated[str, AfterValidator(_check_index_url)] | None = None
+    # The step images' repository (each distinct lock tagged by its id), or one full reference.
+    image: ImageRef | None = None
+
+
+class SecretRef(_Model):
+    """An environment variable filled from a key of a Kubernetes Secret: same.yaml names the Secret,
+    never holds its value."""
+    secret: K8sName
+    key: SecretKey
+
+
+class Volume(_Model):
+    """A PersistentVolumeClaim mounted into a step's pod."""
+    pvc: K8sName
+    mount_path: Annotated[str, AfterValidator(_check_mount_path)]
+    sub_path: Annotated[str, AfterValidator(_check_sub_path)] | None = None
+    read_only: Annotated[bool, AfterValidator(_check_read_only)] = False
+
+
+SecretMap = dict[SecretEnvName, SecretRef]
+
+
+def _check_volumes(volumes: list[Volume]) -> list[Volume]:
+    paths = [v.mount_path.rstrip("/") for v in volumes]
+    twice = sorted({p for p in paths if paths.count(p) > 1})
+    if twice:
+        raise _custom("mount_path", f"two volumes are mounted at {', '.join(map(repr, twice))}")
+    return volumes
+
+
+Volumes = Annotated[list[Volume], AfterValidator(_check_volumes)]
+
+
+def _env_and_secrets(env: dict[str, str], secrets: dict[str, SecretRef]) -> None:
+    both = sorted(set(env) & set(secrets))
+    if both:
+        raise _custom("env_and_secret", f"{', '.join(both)} set in both env and secrets; keep one")
 
 
 class RunSettings(_Model):
@@ -135,6 +261,13 @@ class RunSettings(_Model):
     cache: bool = True
     retries: NonNegative = 0
     env: EnvMap = Field(default_factory=dict)
+    secrets: SecretMap = Field(default_factory=dict)    # env var name → {secret, key}
+    volumes: Volumes = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source_per_variable(self) -> "RunSettings":
+        _env_and_secrets(self.env, self.secrets)
+        return self
 
 
 class Dataset(_Model):
@@ -170,12 +303,19 @@ class LockRef(_Model):
 
 
 class StepOverride(_Model):
-    image: Annotated[str, Field(min_length=1)] | None = None
+    image: ImageRef | None = None
     resources: Resources | None = None
     env: EnvMap = Field(default_factory=dict)
     retries: NonNegative | None = None
     cache: bool | None = None
     lock: LockRef | None = None
+    secrets: SecretMap = Field(default_factory=dict)
+    volumes: Volumes = Field(default_factory=list)    # added to run.volumes; same mount_path replaces
+
+    @model_validator(mode="after")
+    def _one_source_per_variable(self) -> "StepOverride":
+        _env_and_secrets(self.env, self.secrets)
+        return self
 
 
 class OpenLineage(_Model):
@@ -207,6 +347,15 @@ class StepConfig(_Model):
     env: dict[str, str] = Field(default_factory=dict)
     retries: int = 0
     cache: bool = True
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    volumes: list[Volume] = Field(default_factory=list)
+    # The same.yaml field each setting came from ("run.env", "steps.train.env", …): errors name it.
+    _fields: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def field_of(self, kind: str, name: str = "") -> str:
+        """The same.yaml path of ``kind`` ('env', 'secrets', 'resources', …) entry ``name`` of this step."""
+        where = self._fields.get(f"{kind}.{name}") or self._fields.get(kind) or f"steps.{self.name}.{kind}"
+        return f"{where}.{name}" if name else where
 
 
 class Manifest(_Model):
@@ -229,11 +378,24 @@ class Manifest(_Model):
 
     def step_config(self, name: str) -> StepConfig:
         override = self.steps.get(name) or StepOverride()
-        return StepConfig(
+        step = f"steps.{name}"
+        # A step's env or secret entry replaces the run's entry of that name, whichever kind each is.
+        env = {k: v for k, v in self.run.env.items() if k not in override.secrets} | override.env
+        secrets = {k: v for k, v in self.run.secrets.items() if k not in override.env} | override.secrets
+        mounts = {v.mount_path.rstrip("/"): v for v in self.run.volumes} | {
+            v.mount_path.rstrip("/"): v for v in override.volumes}
+        config = StepConfig(
             name=name,
             image=override.image or self.environment.base_image,
             resources=(override.resources or Resources()).model_copy(deep=True),
-            env={**self.run.env, **override.env},
+            env=env,
             retries=self.run.retries if override.retries is None else override.retries,
             cache=self.run.cache if override.cache is None else override.cache,
+            secrets={k: v.model_copy() for k, v in secrets.items()},
+            volumes=[v.model_copy() for v in mounts.values()],
         )
+        config._fields = {"resources": f"{step}.resources",
+                          **{f"env.{k}": f"{step}.env" if k in override.env else "run.env" for k in env},
+                          **{f"secrets.{k}": f"{step}.secrets" if k in override.secrets else "run.secrets"
+                             for k in secrets}}
+        return config

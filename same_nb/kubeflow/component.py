@@ -1,18 +1,20 @@
 """What runs inside a Kubeflow pod for one step: its step notebook, fed by KFP artifacts.
 
-The pod never installs same-nb. Its launcher script (templates/kfp_launcher.sh.j2) unpacks this
-module, ``same_nb/__init__.py``, the step runtime (``same_nb/runtime/``), ``step.json`` and the
-step notebook into ``$SAME_NB_KFP_STEP_DIR`` and puts it on PYTHONPATH. Then kfp's executor calls
-the component function, whose body is ``run_step(locals())``. Standard library only at import;
-papermill (from the step's lock) is imported when the step runs, and runs the notebook with the
-runtime's engine (``runtime/notebook_engine.py``), which writes the executed notebook at a bounded rate.
+The pod never installs same-nb. Each component's function (generated pipeline.py) unpacks the
+pipeline's bundle (``bundle.tar.gz``: this module, ``podenv.py``, ``same_nb/__init__.py``, the step
+runtime ``same_nb/runtime/``, and per step its folder ``steps/<step>/`` and lock ``envs/<step>/``)
+into a temporary folder, puts it first on ``sys.path`` and calls ``run_step``. The bundle comes
+from KFP's artifact passing (a ``dsl.importer`` of its URI) or from the image
+(``$SAME_NB_BUNDLE``); its sha256 must be the one the pipeline was compiled with. ``run_step``
+installs the step's lock if the pod lacks it (``podenv.py``), then runs the step notebook with the
+runtime's papermill engine (``runtime/notebook_engine.py``). Standard library only at import.
 
-``step.json`` maps the component's argument names to the notebook's names::
+``steps/<step>/step.json`` maps the component's argument names to the notebook's names::
 
     {"step": "train", "notebook": "train.ipynb", "kernel": "python3", "renderer": "basic",
      "parameters": {"alpha": "alpha", "layers": "layers"}, "literals": {"layers": "list"}, "inputs": {"df": "df"},
      "outputs": {"model": {"variable": "model", "consumers": ["evaluate"]}},
-     "watch": [], "metrics": ["accuracy"]}
+     "watch": [], "metrics": ["accuracy"], "index_url": null}
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from same_nb.kubeflow.podenv import PodEnvironmentError, ensure_lock
 from same_nb.runtime import ArtifactStore, StepRuntimeError, notebook_engine
 from same_nb.runtime.artifacts import hash_file
 
-STEP_DIR_ENV = "SAME_NB_KFP_STEP_DIR"        # set by the launcher: where the step's files were unpacked
-SKIP_INSTALL_ENV = "SAME_NB_KFP_SKIP_INSTALL"  # test hook (kfp.local): "1" keeps the packages installed here
+BUNDLE_ENV = "SAME_NB_BUNDLE"                # in an image: where its copy of the bundle is
+DATASETS_ENV = "SAME_NB_DATASETS"            # same.yaml datasets shipped with the step: name → path (JSON)
 SNAPSHOT_ENV = "SAME_NB_KFP_SNAPSHOT_DIR"    # test hook: copy every final variable of the step here
 NOTEBOOK_OUTPUT = "same_nb_notebook"         # Output[HTML]: the executed step notebook
 METRICS_OUTPUT = "same_nb_metrics"           # Output[Metrics]: what the step logged
@@ -41,11 +44,22 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
-def run_step(arguments: dict[str, Any]) -> None:
-    """Run the step notebook with the task's parameters and input artifacts; fill its output artifacts."""
-    root = Path(os.environ[STEP_DIR_ENV])
+def run_step(arguments: dict[str, Any], step: str, bundle: str | Path) -> None:
+    """Run the step notebook with the task's parameters and input artifacts; fill its output artifacts.
+    ``bundle`` is the folder the pipeline's bundle was unpacked into."""
+    bundle = Path(bundle)
+    root = bundle / "steps" / step
     launch = json.loads((root / "step.json").read_text(encoding="utf-8"))
-    step = launch["step"]
+    try:
+        ensure_lock(step, bundle / "envs" / step / "requirements.txt", bundle / "envs" / "uv.txt",
+                    launch.get("index_url"))
+    except PodEnvironmentError as exc:
+        raise StepRuntimeError(str(exc)) from None
+    # same_nb.dataset(name) in the step: the copy shipped in its folder (the kernel's working directory)
+    os.environ[DATASETS_ENV] = json.dumps(launch.get("datasets", {}))
+    # the kernel imports the step runtime (same_nb.runtime) and the step's local modules
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(bundle), str(root)] + [p for p in
+                                               os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     work = Path(tempfile.mkdtemp(prefix=f"same-nb-{step}-"))
     try:
         store = ArtifactStore(work / "artifacts")

@@ -54,7 +54,8 @@ def read_pipeline(pipeline_yaml: str | Path) -> dict:
 
     path = Path(pipeline_yaml)
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the first document; kfp-kubernetes' platform spec (secrets, volumes) is a second one
+        spec = next(yaml.safe_load_all(path.read_text(encoding="utf-8")), None)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SameError(f"cannot read the compiled pipeline: {exc}", path=str(path)) from None
     if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
@@ -68,7 +69,7 @@ def pipeline_arguments(spec: dict, params: dict | None) -> dict:
     as Python-literal text (how same-nb passes lists, dicts and None-default parameters exactly);
     None leaves a parameter at its default."""
     from same_nb.bundle.escape import python_literal
-    from same_nb.kubeflow.compiler import kfp_value_problem, short_value
+    from same_nb.kubeflow.tasks import kfp_value_problem, short_value
 
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     arguments = {}
@@ -122,13 +123,21 @@ def run_kubeflow(notebook: str | Path, host: str, *, out_dir: str | Path | None 
                  manifest_path: str | Path | None = None, params: list[tuple[str, str]] = (),
                  params_file: str | Path | None = None, experiment: str | None = None,
                  namespace: str | None = None, existing_token: str | None = None, wait: bool = False,
-                 timeout: float = 3600.0, progress=None):
+                 timeout: float = 3600.0, progress=None, image: str | None = None, bundle_uri: str | None = None):
     """Compile the notebook for Kubeflow and submit it with ``-p``-style parameters.
-    Returns (KubeflowCompileResult, SubmittedRun); the run gets every parameter's value explicitly."""
+    Returns (KubeflowCompileResult, SubmittedRun); the run gets every parameter's value explicitly.
+    Pods must be able to read the bundle: from their image (``image``) or from ``bundle_uri``."""
     from same_nb.frontend.params import resolve_params
     from same_nb.kubeflow.compiler import compile_kubeflow
 
-    compiled = compile_kubeflow(notebook, out_dir, manifest_path, progress=progress)
+    compiled = compile_kubeflow(notebook, out_dir, manifest_path, progress=progress, image=image,
+                                bundle_uri=bundle_uri)
+    if compiled.bundle_uri is not None and "://" not in compiled.bundle_uri:
+        raise SameError(f"the cluster's pods cannot read the bundle at the local path {compiled.bundle_uri}: upload "
+                        f"it to storage the cluster reads (e.g. `mc cp {compiled.bundle} minio/mlpipeline/…` or "
+                        f"`gsutil cp …`) and pass --bundle-uri URI, or build and push the images "
+                        f"({compiled.out_dir / 'kfp' / 'images' / 'build.sh'}) and pass --image REPOSITORY",
+                        path=str(notebook))
     values = resolve_params(compiled.pipeline, compiled.defaults, list(params), params_file)
     run = submit(compiled.pipeline_yaml, host, experiment=experiment, namespace=namespace,
                  existing_token=existing_token, params=values, wait=wait, timeout=timeout)

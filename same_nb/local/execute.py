@@ -25,6 +25,17 @@ class StepOutcome:
     metrics: list[dict] = field(default_factory=list)
     error: dict | None = None           # {ename, evalue, cell, cell_id, line, traceback, where}
     stopped: dict | None = None         # the step ended the notebook with sys.exit(0): {cell}
+    modules: list[str] | None = None    # third-party modules loaded at its end; None: not observed
+    needs: dict[str, list[str]] = field(default_factory=dict)   # output -> import names its value needs
+
+    def observation(self, run_id: int) -> dict | None:
+        """What this run of the step showed it needs installed (``store/observed.py``), if it got to the end."""
+        if not self.ok or self.modules is None:
+            return None
+        return {"run": run_id, "modules": list(self.modules),
+                "outputs": {name: {"kind": rec.get("kind"), "type": rec.get("type"),
+                                   "needs": list(self.needs.get(name, []))}
+                            for name, rec in sorted(self.outputs.items())}}
 
 
 def write_spec(path: Path, *, step: str, store_root: Path, inputs: dict[str, dict],
@@ -118,4 +129,5 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
     result = json.loads(result_path.read_text())
     return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),
-                       metrics=result.get("metrics", []))
+                       metrics=result.get("metrics", []), modules=result.get("modules"),
+                       needs=result.get("needs", {}))

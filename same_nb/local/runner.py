@@ -82,6 +82,7 @@ class Runner:
         self.ancestors = _ancestors(self.order, self.upstream)
         self.touched: dict[str, list[tuple[str, str]]] = {}   # file -> [(step, "read" | "write")]
         self.learned: list[dict] = []                         # effects this run observed
+        self.observed: dict[str, dict] = {}                   # step -> what it loaded and passed on
         self.stopped: set[str] = set()                        # skipped because a step called sys.exit(0)
         self.pool = None
         self.running: dict[Future, str] = {}
@@ -107,6 +108,10 @@ class Runner:
                 from same_nb.store.learned import record_learned
 
                 record_learned(self.req.notebook, self.learned)
+            if self.observed:
+                from same_nb.store.observed import record_observed
+
+                record_observed(self.req.notebook, self.observed)
         return self.states
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -409,6 +414,9 @@ class Runner:
         if hazard:
             st.status, st.error = "failed", {"ename": "FileOrderError", "evalue": hazard, "where": "files",
                                              "cell": None, "cell_id": None, "line": None, "traceback": ""}
+        observation = outcome.observation(self.run_id) if st.status == "success" else None
+        if observation:
+            self.observed[name] = observation       # what the step's lock must hold (store/observed.py)
         self.store.finish_step(st.step_run_id, status=st.status, inputs=st.inputs + files_in,
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()]
                                + files_out,

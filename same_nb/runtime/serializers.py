@@ -12,6 +12,7 @@ process. Exceptions: a set or frozenset of strings (iteration order follows PYTH
 """
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import sys
@@ -275,6 +276,58 @@ SERIALIZERS: list[Serializer] = [
 ]
 _BY_KIND = {s.kind: s for s in SERIALIZERS}
 
+# What a value of each kind needs installed to be written by its producer and read by its consumers, by
+# import name. A step's lock adds these (``envs/sources.py``): a DataFrame crosses as an Arrow file, so
+# pyarrow must be in the pod even when no cell imports it. The value's own class adds its library
+# (``value_needs``): an sklearn estimator pickles by reference to sklearn.
+KIND_NEEDS: dict[str, tuple[str, ...]] = {
+    "module": (),                                  # the module itself, by its name (``value_needs``)
+    "pandas-dataframe": ("pandas", "pyarrow"),
+    "pandas-series": ("pandas", "pyarrow"),
+    "numpy-array": ("numpy",),
+    "numpy-layout": ("numpy", "cloudpickle"),
+    "xgboost-booster": ("xgboost",),
+    "xgboost-dmatrix": ("xgboost",),
+    "lightgbm-booster": ("lightgbm",),
+    "torch-tensor": ("torch",),
+    "torch-module": ("torch", "cloudpickle"),
+    "keras-model": (),                             # keras or tf_keras: the model's class says which
+    "function": ("cloudpickle",),
+    "class": ("cloudpickle",),
+    "pickle": ("cloudpickle",),
+    "group": ("cloudpickle",),
+}
+_NOT_DISTRIBUTIONS = frozenset({"builtins", "__main__", "same_nb"})
+_WALK_LIMIT = 256          # objects looked at inside a pickled container: cheap, and catches a list of frames
+
+
+def _type_tops(obj: Any, found: set[str]) -> None:
+    """Top-level modules of the classes in ``obj`` and (bounded) its containers' items: a pickled
+    list of DataFrames needs pandas to load even though a list needs nothing."""
+    queue, seen = [obj], 0
+    try:
+        while queue and seen < _WALK_LIMIT:
+            item = queue.pop()
+            seen += 1
+            cls = type(item)
+            found.add(str(getattr(cls, "__module__", None) or "builtins").split(".")[0])
+            if cls in (list, tuple, set, frozenset, dict):
+                queue.extend(itertools.islice(item.values() if cls is dict else item, _WALK_LIMIT - seen))
+    except Exception:                     # advisory: a value's odd class never fails the step that saves it
+        pass
+
+
+def value_needs(kind: str, obj: Any) -> list[str]:
+    """Import names a value of ``kind`` needs installed to cross a step boundary (standard library,
+    ``__main__`` and same-nb itself left out: they are always there)."""
+    found = set(KIND_NEEDS.get(kind, ("cloudpickle",)))
+    if kind == "module":
+        found.add(obj.__name__.split(".")[0])
+    else:
+        _type_tops(obj, found)
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    return sorted(n for n in found if n not in stdlib and n not in _NOT_DISTRIBUTIONS and not n.startswith("_"))
+
 
 def serialize(name: str, obj: Any, path: Path) -> str:
     """Write ``obj`` to ``path`` with the first serializer that can; returns the kind used."""
@@ -311,7 +364,9 @@ def dump_value(name: str, obj: Any, store: ArtifactStore) -> dict:
 
 
 def dump_group(values: dict[str, Any], store: ArtifactStore) -> dict[str, dict]:
-    """Store values that share objects as one artifact; returns a record per name (same sha256)."""
+    """Store values that share objects as one artifact; returns a record per name (same sha256).
+    Names are pickled in sorted order: the bytes must not depend on the order a runner lists outputs."""
+    values = dict(sorted(values.items()))
     kind, sha256, size = _put(lambda tmp: _dump_pickle(values, tmp) or "group", store)
     return {name: {"name": name, "sha256": sha256, "kind": kind, "type": qualified_type_name(obj), "size": size,
                    "group": list(values)} for name, obj in values.items()}

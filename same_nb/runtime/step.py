@@ -13,7 +13,10 @@ The runner writes a spec file per step::
 result file the runner reads: ``{"step", "outputs": {name: record}, "warnings": [{name, message}],
 "unplanned": [{"kind": "mutation", "name", "how", "producer", "readers"}],
 "files": [file records, see fileio], "datasets": [dataset records],
+"modules": [third-party modules loaded when the step ended], "needs": {name: [import names its value needs]},
 "durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}}}``.
+The runner keeps ``modules`` and ``needs`` per step (``store/observed.py``) so a step's lock holds
+what it actually loaded and passed on, not only what its cells import.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
 from .fingerprints import UNHASHABLE, content_hash
 from .rebind import rebind
-from .serializers import dump_group, dump_value, fingerprint, load_group, load_value, qualified_type_name
+from .serializers import dump_group, dump_value, fingerprint, load_group, load_value, qualified_type_name, value_needs
 from .sharing import shared_groups
 
 
@@ -187,6 +190,8 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         "warnings": warnings,
         "files": lineage["files"],
         "datasets": lineage["datasets"],
+        "modules": loaded_modules(),
+        "needs": {name: value_needs(records[name]["kind"], namespace[name]) for name in records},
         "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
                       "inputs": loaded.per_input, "outputs": per_output},
     }
@@ -271,6 +276,37 @@ def _unplanned_message(step: str, u: dict) -> str:
             f"same-nb has learned this effect: run again and {readers} will read '{u['name']}' from "
             f"'{step}'. To make it explicit, change '{u['name']}' through its own name in '{step}' "
             f"(e.g. `{u['name']}[...] = ...`, `{u['name']} = ...`).")
+
+
+def loaded_modules() -> list[str]:
+    """Third-party modules loaded in this process, by top-level name; a namespace package (``google``,
+    ``azure``) by its loaded subpackages, which say which of its distributions is meant. All of them,
+    not those loaded since the step began: the kernel was warmed with the step's imports beforehand.
+    Kernel machinery (ipykernel, zmq, ...) is still in: it is told apart where the environment's
+    metadata is at hand (``envs/requirements.kernel_machinery``, when the run is recorded), not in
+    every step's kernel."""
+    # A copy (another thread may import meanwhile), without the None entries that block an import.
+    modules = {name: m for name, m in list(sys.modules.items()) if m is not None and isinstance(name, str)}
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    tops = {name.partition(".")[0] for name in modules}
+    found: set[str] = set()
+    for top in tops - stdlib - {"__main__", "same_nb"}:
+        found.update(_named_parts(top, modules))
+    return sorted(found)
+
+
+def _named_parts(name: str, modules: dict, depth: int = 0) -> list[str]:
+    try:                                  # a lazy module may import, or raise, on attribute access
+        module = modules.get(name)
+        is_namespace = module is not None and getattr(module, "__file__", None) is None \
+            and hasattr(module, "__path__")
+    except Exception:
+        is_namespace = False
+    if not is_namespace or depth >= 2:
+        return [name]
+    prefix = name + "."
+    children = {prefix + n[len(prefix):].split(".")[0] for n in modules if n.startswith(prefix)}
+    return sorted({part for child in children for part in _named_parts(child, modules, depth + 1)}) or [name]
 
 
 _IMPORT_SAFE = ("numpy.random", "torch")

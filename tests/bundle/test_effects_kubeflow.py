@@ -1,6 +1,6 @@
 """Issue #13 item 9: process state crosses Kubeflow pods as it crosses local kernels. A notebook with
 two random-generator chains and replayed configuration (one reading a parameter) is compiled for
-Kubeflow and run under kfp.local (every task a subprocess running the pod's launcher and component
+Kubeflow and run under kfp.local (every task a subprocess running the pod's component function and component
 code, as in tests/kubeflow/test_kfp_local.py); the generator states travel as Dataset artifacts and
 every step ends with the same values as a local run, which tests/runtime/test_state_end_to_end.py
 holds equal to a top-to-bottom run."""
@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from same_nb.kubeflow.compiler import compile_kubeflow
-from same_nb.kubeflow.component import SKIP_INSTALL_ENV, SNAPSHOT_ENV
+from same_nb.kubeflow.component import SNAPSHOT_ENV
+from same_nb.kubeflow.podenv import INSTALL_ENV
 from same_nb.kubeflow.submit import pipeline_arguments, read_pipeline
 from same_nb.runtime import ArtifactStore, load_value
 from same_nb.service import run_notebook
@@ -53,7 +54,7 @@ def _run_both(tmp_path, monkeypatch, cells: list, name: str):
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setenv(SKIP_INSTALL_ENV, "1")
+    monkeypatch.setenv(INSTALL_ENV, "never")   # pins are what is installed here: see test_kfp_local
     monkeypatch.setenv(SNAPSHOT_ENV, str(tmp_path / "snapshots"))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"),
                workspace_root=str(tmp_path / "workspace"))

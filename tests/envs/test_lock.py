@@ -32,7 +32,8 @@ def pipeline(**steps: list[str]) -> Pipeline:
 
 
 def body(path: Path) -> list[str]:
-    return [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    """Requirement lines without comments (requirements.in lines end with what needs them)."""
+    return [ln.split("  # ")[0] for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 @pytest.fixture()
@@ -100,17 +101,23 @@ def test_uv_failure_falls_back_to_the_installed_environment(tmp_path, offline_uv
     for dist in ("scikit-learn", "PyYAML", "numpy", "scipy", "joblib", "threadpoolctl"):
         assert f"{dist}=={metadata.version(dist)}" in closure
     assert any("uv failed" in w and "without hashes" in w for w in result.warnings)
-    assert not list((tmp_path / ".same" / "locks").glob("*/requirements.txt"))   # never cached
+    assert not list((tmp_path / ".same" / "locks").glob("*/lock-*"))   # never cached
 
 
-def test_unresolvable_import_falls_back_and_leaves_it_out(tmp_path):
+def test_unresolvable_import_is_named_and_left_out_the_rest_keeps_its_hashes(tmp_path):
     result = lock_pipeline(pipeline(s=["yaml", "same_nb_env_missing_q7"]), tmp_path, tmp_path / "out")
     step = result.steps["s"]
-    assert step.fallback and step.unpinned == ["same_nb_env_missing_q7"]
-    assert body(step.lock_path) == [YAML_PIN]
-    assert "# not installed here, left out: same_nb_env_missing_q7" in step.lock_path.read_text()
+    assert not step.fallback and step.unpinned == ["same_nb_env_missing_q7"]
+    lock = step.lock_path.read_text()
+    assert [ln.split(" ")[0] for ln in body(step.lock_path) if "==" in ln] == [YAML_PIN.lower()]
+    assert "--hash=sha256:" in lock
+    assert "# LEFT OUT, uv cannot resolve it for Python" in lock
+    assert "same_nb_env_missing_q7 (same-nb-env-missing-q7 was not found in the package registry" in lock
+    assert list(step.unresolved) == ["same_nb_env_missing_q7"]
     assert "same_nb_env_missing_q7 is imported but not installed; assuming same_nb_env_missing_q7, unpinned" \
         in step.warnings
+    assert any(w.startswith("s: same_nb_env_missing_q7 cannot be resolved for Python ") and "not found in the "
+               "package registry" in w and "the rest keeps its hashes" in w for w in result.warnings)
 
 
 def test_local_helper_is_listed_not_locked(tmp_path):

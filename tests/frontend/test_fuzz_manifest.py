@@ -27,12 +27,14 @@ KEYS = ["apiVersion", "metadata", "name", "version", "labels", "notebook", "path
         "base_image", "python_version", "platform", "run", "parameters", "cache", "retries", "env",
         "datasets", "url", "sha256", "steps", "image", "resources", "cpu", "memory", "gpu", "accelerator",
         "cpu_limit", "memory_limit", "lineage", "openlineage", "transport", "endpoint", "namespace",
+        "secrets", "secret", "key", "volumes", "pvc", "mount_path", "sub_path", "read_only", "index_url",
         "train", "", "é", "1", "null"]
 scalar = st.one_of(
     st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
     st.text(max_size=20),
     st.sampled_from(["500m", "4Gi", "2", "-1", "1e400", "0.5Ki", "nvidia", "http://x", "file:///etc",
-                     "linux/x86_64", "3.11", "same-nb/v1", "../../etc/passwd", "a" * 300, "Inf", "NaN"]),
+                     "linux/x86_64", "3.11", "same-nb/v1", "../../etc/passwd", "a" * 300, "Inf", "NaN",
+                     "/data", "db-creds", "DB_PASSWORD", "https://pypi.example.com/simple", "python:3.11-slim"]),
 )
 value = st.recursive(scalar, lambda inner: st.one_of(
     st.lists(inner, max_size=4),

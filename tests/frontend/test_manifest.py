@@ -140,6 +140,42 @@ def test_all_problems_reported_together_one_line_each():
     ("lineage:\n  openlineage: {transport: http, url: 'http://h', path: x}\n",
      "lineage.openlineage: path not used with transport 'http'"),
     ("lineage:\n  openlineage: {transport: kafka, path: x}\n", "lineage.openlineage.transport: 'kafka' is not one of"),
+    # Kubernetes secrets, volumes and images: every value that reaches pipeline.py or a Dockerfile
+    ("run:\n  secrets: {DB_PASSWORD: {secret: Db_Creds, key: password}}\n",
+     "run.secrets.DB_PASSWORD.secret: 'Db_Creds' is not a Kubernetes object name"),
+    ("run:\n  secrets: {DB_PASSWORD: {secret: \"db$(id)\", key: password}}\n",
+     "run.secrets.DB_PASSWORD.secret: 'db$(id)' is not a Kubernetes object name"),
+    ("run:\n  secrets: {DB_PASSWORD: {secret: db, key: \"pass word\"}}\n",
+     "run.secrets.DB_PASSWORD.key: 'pass word' is not a valid Secret key"),
+    ("run:\n  secrets: {DB.PASSWORD: {secret: db, key: password}}\n",
+     "run.secrets['DB.PASSWORD']: 'DB.PASSWORD' is not a valid environment variable name for a secret"),
+    ("run:\n  secrets: {DB_PASSWORD: {secret: db}}\n", "run.secrets.DB_PASSWORD.key: is required"),
+    ("run:\n  secrets: {DB_PASSWORD: hunter2}\n", "run.secrets.DB_PASSWORD: expected a mapping, got str 'hunter2'"),
+    ("run:\n  env: {A: x}\n  secrets: {A: {secret: db, key: a}}\n", "run: A set in both env and secrets; keep one"),
+    ("steps:\n  t:\n    env: {A: x}\n    secrets: {A: {secret: db, key: a}}\n",
+     "steps.t: A set in both env and secrets; keep one"),
+    ("run:\n  volumes: [{pvc: data, mount_path: data}]\n", "run.volumes[0].mount_path: 'data' is not a mount path"),
+    ("run:\n  volumes: [{pvc: data, mount_path: /a/../etc}]\n", "run.volumes[0].mount_path: '/a/../etc' is not a mount"),
+    ("run:\n  volumes: [{pvc: data, mount_path: \"/data\\nx\"}]\n", "run.volumes[0].mount_path: '/data\\nx' is not a"),
+    ("run:\n  volumes: [{pvc: data, mount_path: /opt/same-nb}]\n",
+     "run.volumes[0].mount_path: '/opt/same-nb' would hide /opt/same-nb"),
+    ("run:\n  volumes: [{pvc: Data_1, mount_path: /data}]\n", "run.volumes[0].pvc: 'Data_1' is not a Kubernetes object"),
+    ("run:\n  volumes: [{pvc: d, mount_path: /d, sub_path: /abs}]\n", "run.volumes[0].sub_path: '/abs' is not a sub-path"),
+    ("run:\n  volumes: [{pvc: d, mount_path: /d, read_only: true}]\n",
+     "run.volumes[0].read_only: Kubeflow (kfp-kubernetes' mount_pvc) mounts a claim read-write only"),
+    ("run:\n  volumes: [{pvc: a, mount_path: /d}, {pvc: b, mount_path: /d/}]\n",
+     "run.volumes: two volumes are mounted at '/d'"),
+    ("environment:\n  index_url: http://pypi.example.com/simple\n",
+     "environment.index_url: 'http://pypi.example.com/simple' is not an https:// URL"),
+    ("environment:\n  index_url: \"https://pypi.example.com/simple\\\"; curl x\"\n",
+     "environment.index_url: 'https://pypi.example.com/simple\"; curl x' is not a URL"),
+    ("environment:\n  index_url: \"https://u:tok@pypi.example.com/simple\"\n",
+     "environment.index_url: must not hold credentials"),
+    ("environment:\n  image: \"registry.example.com/Team/churn\"\n",
+     "environment.image: 'registry.example.com/Team/churn' is not an image reference"),
+    ("environment:\n  base_image: \"python:3.11\\nRUN curl x | sh\"\n",
+     "environment.base_image: 'python:3.11\\nRUN curl x | sh' is not an image reference"),
+    ("steps:\n  t: {image: \"python:3.11 $(id)\"}\n", "steps.t.image: 'python:3.11 $(id)' is not an image reference"),
 ])
 def test_each_kind_of_error_names_its_field(tmp_path, text, expected):
     path = write(tmp_path, text)
@@ -266,6 +302,52 @@ def test_step_config_merges_override_over_run_defaults():
     assert prepare.env == {"LOG_LEVEL": "info", "MODE": "run"}
     assert prepare.resources.cpu == "500m"
     assert m.step_config("evaluate").resources.cpu is None
+
+
+def test_kubernetes_settings_load_and_merge_per_step(tmp_path):
+    m = load_manifest(write(tmp_path, """
+environment:
+  index_url: https://pypi.example.com/simple
+  image: registry.example.com:5000/team/churn
+  base_image: python:3.11-slim@sha256:""" + "ab" * 32 + """
+run:
+  env: {MODE: run, SHARED: x}
+  secrets:
+    DB_PASSWORD: {secret: db-creds, key: password}
+    API_TOKEN: {secret: api, key: token}
+  volumes: [{pvc: data, mount_path: /data}, {pvc: cache, mount_path: /cache}]
+steps:
+  train:
+    env: {API_TOKEN_FILE: /data/t}
+    secrets: {SHARED: {secret: other, key: shared}, API_TOKEN: {secret: api2, key: t}}
+    volumes: [{pvc: scratch, mount_path: /data/, sub_path: train}]
+"""))
+    assert m.environment.index_url == "https://pypi.example.com/simple"
+    assert m.environment.image == "registry.example.com:5000/team/churn"
+    train, other = m.step_config("train"), m.step_config("other")
+    # a step's entry replaces the run's of that name, env or secret alike; a mount path replaces its mount
+    assert train.env == {"MODE": "run", "API_TOKEN_FILE": "/data/t"}
+    assert {k: (v.secret, v.key) for k, v in train.secrets.items()} == {
+        "DB_PASSWORD": ("db-creds", "password"), "API_TOKEN": ("api2", "t"), "SHARED": ("other", "shared")}
+    assert sorted((v.pvc, v.mount_path, v.sub_path) for v in train.volumes) == [
+        ("cache", "/cache", None), ("scratch", "/data/", "train")]
+    assert other.env == {"MODE": "run", "SHARED": "x"} and sorted(other.secrets) == ["API_TOKEN", "DB_PASSWORD"]
+    assert [v.pvc for v in other.volumes] == ["data", "cache"]
+    # errors name the field a setting came from
+    assert train.field_of("secrets", "API_TOKEN") == "steps.train.secrets.API_TOKEN"
+    assert train.field_of("secrets", "DB_PASSWORD") == "run.secrets.DB_PASSWORD"
+    assert train.field_of("env", "MODE") == "run.env.MODE"
+    assert train.field_of("resources", "accelerator") == "steps.train.resources.accelerator"
+
+
+@pytest.mark.parametrize("image", ["python", "python:3.11-slim", "library/python:3.10-slim-buster",
+                                   "registry.example.com/team/churn", "localhost:5000/a/b:v1.2",
+                                   "ghcr.io/org/img@sha256:" + "0" * 64, "python:3.11@sha256:" + "f" * 64,
+                                   "public.ecr.aws/j1r0q0g6/notebooks/notebook-servers/codeserver-python:v1.5.0",
+                                   "[::1]:5000/x"])
+def test_image_references_docker_accepts_load(tmp_path, image):
+    m = load_manifest(write(tmp_path, f"environment: {{base_image: '{image}', image: '{image}'}}\n"))
+    assert m.environment.base_image == m.environment.image == image
 
 
 def test_step_config_uses_environment_base_image(tmp_path):

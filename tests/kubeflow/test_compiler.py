@@ -1,10 +1,10 @@
 """compile_kubeflow: the structure of the compiled pipeline, read from the YAML the kfp compiler wrote."""
 from __future__ import annotations
 
-import base64
+import hashlib
 import importlib.metadata
-import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +19,8 @@ from same_nb.errors import SameError
 from same_nb.kubeflow.compiler import compile_kubeflow
 
 from conftest import TESTS
+
+slow = pytest.mark.slow
 
 NOTEBOOKS = TESTS / "notebooks"
 MANIFEST = """\
@@ -88,16 +90,14 @@ def pandas(compiled, folder):
     return compiled("kfp_pandas", manifest_path=folder / "pandas.same.yaml")
 
 
-def _launcher(spec: dict, step: str) -> tuple[str, str, dict[str, bytes]]:
-    """(install command, embedded lock, embedded files) of a step's launcher script."""
-    command = spec["deploymentSpec"]["executors"][f"exec-{step}"]["container"]["command"]
-    assert command[:2] == ["sh", "-ec"] and command[3:6] == ["same-nb-launcher", "sh", "-ec"]
-    script = command[2]
-    lock = re.search(r"<<'SAME_NB_LOCK'\n(.*?)\nSAME_NB_LOCK\n", script, re.S).group(1)
-    payload = re.search(r"<<'SAME_NB_FILES'\n(.*?)\nSAME_NB_FILES\n", script, re.S).group(1)
-    archive = tarfile.open(fileobj=io.BytesIO(base64.b64decode(payload)), mode="r:xz")
-    install = next(line for line in script.splitlines() if "-m pip install" in line)
-    return install, lock, {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+def _bundle(result, step: str) -> dict[str, bytes]:
+    """The files of kfp/bundle.tar.gz that a step's pod uses: the runtime, its folder and its lock."""
+    with tarfile.open(result.bundle, "r:gz") as archive:
+        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+    assert hashlib.sha256(result.bundle.read_bytes()).hexdigest() == result.bundle_sha256
+    prefix = f"steps/{step}/"
+    return {(n[len(prefix):] if n.startswith(prefix) else n): data for n, data in files.items()
+            if n.startswith((prefix, "same_nb/", f"envs/{step}/", "envs/uv.txt"))}
 
 
 def test_pipeline_yaml_loads_as_a_component(compiled):
@@ -106,8 +106,8 @@ def test_pipeline_yaml_loads_as_a_component(compiled):
     result, _ = compiled("branching")
     component = load_component_from_file(str(result.pipeline_yaml))
     assert component.name == "branching"
-    assert set(component.component_spec.inputs) == {"n"}
-    assert result.pipeline_py.read_text().count("@notebook_step(") == 4
+    assert set(component.component_spec.inputs) == {"n", "same_nb_bundle_uri"}
+    assert result.pipeline_py.read_text().count("@dsl.component(") == 4
 
 
 @pytest.mark.parametrize("name, cells, step", [
@@ -131,31 +131,33 @@ def test_a_step_named_like_the_pipeline_does_not_hide_it(compiled, folder, name,
     assert component.name == result.name
     inputs = component.component_spec.inputs
     assert {k: (v.default, v.optional) for k, v in inputs.items()} == {
-        "alpha": (0.5, True), "label": ("it's", True), "epochs": (3, True)}
+        "alpha": (0.5, True), "label": ("it's", True), "epochs": (3, True),
+        "same_nb_bundle_uri": (str(result.bundle.resolve()), True)}
     assert f"comp-{result.name}" not in spec["components"]
     # The step's task keeps the step's name where KFP shows it (and where `same-nb runs` reads states).
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(t["taskInfo"]["name"] for t in tasks.values()) == sorted(s.name for s in result.pipeline.steps)
+    assert sorted(t["taskInfo"]["name"] for key, t in tasks.items() if key != "importer") == \
+        sorted(s.name for s in result.pipeline.steps)
     renamed = next(key for key, t in tasks.items() if t["taskInfo"]["name"] == step)
     assert renamed != result.name and f"exec-{renamed}" in spec["deploymentSpec"]["executors"]
-    launch = json.loads((result.out_dir / "kfp" / step / "step.json").read_text())
-    assert (launch["step"], launch["component"]) == (step, f"{step}-step")
+    launch = json.loads(_bundle(result, step)["step.json"])
+    assert launch["step"] == step
     assert renamed == f"{step}-step".replace("_", "-")
 
 
 def test_tasks_dependencies_and_artifact_wiring(compiled):
     _, spec = compiled("branching")
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"load", "left", "right", "join"}
-    assert "dependentTasks" not in tasks["load"]
-    assert sorted(tasks["join"]["dependentTasks"]) == ["left", "right"]
+    assert set(tasks) == {"importer", "load", "left", "right", "join"}   # the importer brings the bundle
+    assert tasks["load"]["dependentTasks"] == ["importer"]
+    assert sorted(tasks["join"]["dependentTasks"]) == ["importer", "left", "right"]
     assert tasks["load"]["inputs"]["parameters"]["n"] == {"componentInputParameter": "n"}
     assert tasks["join"]["inputs"]["artifacts"]["left"]["taskOutputArtifact"] == \
         {"outputArtifactKey": "left", "producerTask": "left"}
     for consumer in ("left", "right"):
         assert tasks[consumer]["inputs"]["artifacts"]["base"]["taskOutputArtifact"] == \
             {"outputArtifactKey": "base", "producerTask": "load"}
-    assert all(t["cachingOptions"] == {"enableCache": True} for t in tasks.values())
+    assert all(t["cachingOptions"] == {"enableCache": True} for k, t in tasks.items() if k != "importer")
 
 
 def test_artifact_types(compiled):
@@ -171,6 +173,7 @@ def test_artifact_types(compiled):
 def test_parameter_types_and_defaults_are_per_run_inputs(compiled):
     _, spec = compiled("tags_parameters")
     params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params.pop("same_nb_bundle_uri")["parameterType"] == "STRING"
     assert {k: (v["parameterType"], v["defaultValue"]) for k, v in params.items()} == {
         "alpha": ("NUMBER_DOUBLE", 0.5), "name": ("STRING", "run"), "epochs": ("NUMBER_INTEGER", 3),
         "verbose": ("BOOLEAN", False),
@@ -185,16 +188,17 @@ def test_parameter_types_and_defaults_are_per_run_inputs(compiled):
 
 def test_literal_parameters_are_marked_for_the_pod(pandas):
     result, _ = pandas
-    launch = json.loads((result.out_dir / "kfp" / "load" / "step.json").read_text())
+    launch = json.loads(_bundle(result, "load")["step.json"])
     assert launch["literals"] == {"columns": "list", "options": "dict"}
     assert launch["parameters"] == {"columns": "columns", "options": "options", "rows": "rows"}
-    assert launch["outputs"] == {"df": {"variable": "df", "consumers": ["scale"]}}
+    assert launch["outputs"] == {"df": {"variable": "df", "consumers": ["scale"], "class": "Dataset"}}
     assert launch["metrics"] == ["score"]
 
 
 def test_manifest_settings_reach_the_tasks(pandas):
     result, spec = pandas
-    executors = {name.removeprefix("exec-"): e["container"] for name, e in spec["deploymentSpec"]["executors"].items()}
+    executors = {name.removeprefix("exec-"): e["container"] for name, e in spec["deploymentSpec"]["executors"].items()
+                 if "container" in e}
     tasks = spec["root"]["dag"]["tasks"]
     assert executors["load"]["image"] == "registry.example.com/team/pandas:1.0"
     assert executors["scale"]["image"] == "python:3.12-slim"
@@ -202,7 +206,7 @@ def test_manifest_settings_reach_the_tasks(pandas):
     resources = executors["load"]["resources"]
     assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("500m", "2")
     assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("1Gi", "2Gi")
-    assert (resources["accelerator"]["resourceType"], resources["accelerator"]["resourceCount"]) == ("nvidia-tesla-t4", "1")
+    assert (resources["accelerator"]["resourceType"], resources["accelerator"]["resourceCount"]) == ("NVIDIA_TESLA_T4", "1")
     gpu = executors["summarize"]["resources"]["accelerator"]
     assert (gpu["resourceType"], gpu["resourceCount"]) == ("nvidia.com/gpu", "2")
     assert "resources" not in executors["scale"]
@@ -221,37 +225,42 @@ def test_rebound_variables_get_distinct_argument_names(compiled):
     assert set(make["inputDefinitions"]["parameters"]) == {"n"}
     assert set(make["outputDefinitions"]["artifacts"]) == {"n_out", "values", "same_nb_notebook", "same_nb_metrics"}
     assert tasks["grow"]["inputs"]["artifacts"] == {
+        "same_nb_bundle": {"taskOutputArtifact": {"outputArtifactKey": "artifact", "producerTask": "importer"}},
         "n": {"taskOutputArtifact": {"outputArtifactKey": "n_out", "producerTask": "make"}},
         "values_in": {"taskOutputArtifact": {"outputArtifactKey": "values", "producerTask": "make"}}}
     assert tasks["report"]["inputs"]["artifacts"]["values"]["taskOutputArtifact"] == \
         {"outputArtifactKey": "values", "producerTask": "grow"}
 
 
-def test_launcher_installs_only_the_lock_and_ships_the_step_runtime(pandas):
+def test_bundle_ships_the_lock_and_the_step_runtime_outside_the_spec(pandas):
     result, spec = pandas
-    install, lock, files = _launcher(spec, "load")
-    assert install.strip().endswith('python3 -m pip install --quiet --no-warn-script-location --no-deps '
-                                    '--require-hashes -r "$lock"')
+    files = _bundle(result, "load")
+    lock = files["envs/load/requirements.txt"].decode()
     step_lock = (result.out_dir / "envs" / "load" / "requirements.txt").read_text()
-    executor = (result.out_dir / "envs" / "kfp-executor.txt").read_text()
-    assert lock == step_lock.rstrip("\n") + "\n" + executor.rstrip("\n")
+    assert lock.startswith(step_lock.rstrip("\n")) and re.search(r"^kfp==", lock, re.M)
     entries = [e for e in lock.replace("\\\n", " ").splitlines() if e.strip() and not e.lstrip().startswith("#")]
     assert entries and all("--hash=sha256:" in e for e in entries)
     pinned = {e.split("==")[0].strip().lower() for e in entries}
     assert {"kfp", "papermill", "ipykernel", "pandas", "pyarrow"} <= pinned and "same-nb" not in pinned
+    assert b"--hash=sha256:" in files["envs/uv.txt"]
     runtime = {f"same_nb/runtime/{p.name}" for p in (Path(__import__("same_nb").__file__).parent / "runtime").glob("*.py")}
-    assert set(files) == {"step.json", "load.ipynb", "same_nb/__init__.py", "same_nb/_version.py",
-                          "same_nb/kubeflow/__init__.py", "same_nb/kubeflow/component.py"} | runtime
-    assert "same_nb/runtime/notebook_engine.py" in files          # the pod's papermill engine
+    assert set(files) == {"step.json", "load.ipynb", "envs/load/requirements.txt", "envs/uv.txt",
+                          "same_nb/__init__.py", "same_nb/_version.py", "same_nb/kubeflow/__init__.py",
+                          "same_nb/kubeflow/component.py", "same_nb/kubeflow/podenv.py"} | runtime
     assert files["load.ipynb"] == (result.out_dir / "steps" / "load.ipynb").read_bytes()
     assert json.loads(files["step.json"])["step"] == "load"
+    # Nothing of it travels in the spec: each container's command and args stay small.
+    container = spec["deploymentSpec"]["executors"]["exec-load"]["container"]
+    assert max(len(a) for a in container["command"] + container["args"]) < 4096
+    assert "--hash=" not in result.pipeline_yaml.read_text()
+    assert result.figures["max_argument"] < 4096
 
 
 def test_local_modules_ship_with_their_step(compiled):
     result, spec = compiled("kfp_failing")
-    _, _, files = _launcher(spec, "boom")
+    files = _bundle(result, "boom")
     assert files["kfp_helper.py"] == (NOTEBOOKS / "kfp_helper.py").read_bytes()
-    assert (result.out_dir / "kfp" / "boom" / "kfp_helper.py").is_file()
+    assert (result.out_dir / "kfp" / "bundle" / "steps" / "boom" / "kfp_helper.py").is_file()
 
 
 def test_pod_locks_add_the_executor_and_the_producers_packages(pandas, compiled):
@@ -259,7 +268,7 @@ def test_pod_locks_add_the_executor_and_the_producers_packages(pandas, compiled)
 
     def direct(root: Path, step: str) -> set[str]:
         lines = (root / "envs" / step / "requirements.in").read_text().splitlines()
-        return {line for line in lines if line and not line.startswith("#")}
+        return {line.split("#")[0].strip() for line in lines if line and not line.startswith("#")}
 
     def pin(dist: str) -> str:
         return f"{dist}=={importlib.metadata.version(dist)}"
@@ -280,6 +289,35 @@ def test_pipeline_py_rebuilds_the_same_pipeline(compiled, tmp_path):
     assert yaml.safe_load((copy / "pipeline.yaml").read_text()) == spec
 
 
+@slow
+@pytest.mark.parametrize("kfp_version", ["installed", "2.7.0"])
+def test_pipeline_py_needs_only_kfp(compiled, tmp_path, kfp_version):
+    """A clean venv with kfp (and its dependencies) from the registry, no same-nb: pipeline.py compiles,
+    with the kfp installed here and with the oldest 2.x release same-nb supports."""
+    from same_nb.envs.lock import uv_command
+
+    result, spec = compiled("branching")
+    venv = tmp_path / "venv"
+    subprocess.run(uv_command() + ["venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    version = importlib.metadata.version("kfp") if kfp_version == "installed" else kfp_version
+    subprocess.run(uv_command() + ["pip", "install", "--quiet", "--python", str(python), f"kfp=={version}"],
+                   check=True, timeout=600)
+    copy = shutil.copytree(result.out_dir, tmp_path / "bundle")
+    (copy / "pipeline.yaml").unlink()
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = subprocess.run([str(python), "-c", "import same_nb"], capture_output=True, text=True, cwd=copy, env=clean)
+    assert "No module named 'same_nb'" in done.stderr
+    subprocess.run([str(python), "pipeline.py"], cwd=copy, check=True, capture_output=True, timeout=120, env=clean)
+    rebuilt = yaml.safe_load((copy / "pipeline.yaml").read_text())
+    if kfp_version == "installed":
+        assert rebuilt == spec
+    else:       # another kfp writes its own version and defaults; the pipeline is the same
+        assert rebuilt["root"]["dag"]["tasks"].keys() == spec["root"]["dag"]["tasks"].keys()
+        assert rebuilt["deploymentSpec"]["executors"].keys() == spec["deploymentSpec"]["executors"].keys()
+        assert rebuilt["root"]["inputDefinitions"] == spec["root"]["inputDefinitions"]
+
+
 def test_reserved_names_are_refused(folder):
     notebook = _notebook(folder / "reserved.ipynb", [(["step:a"], "same_nb_x = 1"), (["step:b"], "y = same_nb_x")])
     with pytest.raises(SameError, match="variable 'same_nb_x' crosses steps"):
@@ -291,3 +329,45 @@ def test_manifest_default_must_fit_the_parameter_type(folder):
     manifest.write_text("run:\n  parameters: {n: six}\n")
     with pytest.raises(SameError, match="parameter 'n': same.yaml sets 'six', but the notebook's default is a int"):
         compile_kubeflow(folder / "branching.ipynb", folder / "bad-kubeflow", manifest_path=manifest)
+
+
+def test_secrets_and_volumes_go_through_kfp_kubernetes_never_in_clear_text(folder):
+    manifest = folder / "k8s.same.yaml"
+    manifest.write_text("run:\n  secrets: {DB_PASSWORD: {secret: db-creds, key: password}}\n"
+                        "  volumes: [{pvc: shared-data, mount_path: /data}]\n")
+    result = compile_kubeflow(folder / "branching.ipynb", folder / "k8s-kubeflow", manifest_path=manifest)
+    assert "from kfp import kubernetes as same_nb_kubernetes" in result.pipeline_py.read_text()
+    documents = list(yaml.safe_load_all(result.pipeline_yaml.read_text()))
+    pipeline, platform = documents
+    executors = pipeline["deploymentSpec"]["executors"]
+    assert not any("DB_PASSWORD" in json.dumps(e) for e in executors.values())
+    config = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-load"]
+    assert config["secretAsEnv"][0]["secretName"] == "db-creds"
+    assert config["secretAsEnv"][0]["keyToEnv"] == [{"envVar": "DB_PASSWORD", "secretKey": "password"}]
+    assert config["pvcMount"][0]["mountPath"] == "/data"
+    plain = folder / "plain.same.yaml"
+    plain.write_text("run:\n  env: {DB_PASSWORD: hunter2}\n")
+    with pytest.raises(SameError, match=r"run\.env\.DB_PASSWORD.*run\.secrets"):
+        compile_kubeflow(folder / "branching.ipynb", folder / "plain-kubeflow", manifest_path=plain)
+
+
+def test_with_an_image_each_step_runs_its_locks_image_and_nothing_is_imported(compiled, folder):
+    from same_nb.kubeflow.images import lock_id
+
+    result = compile_kubeflow(folder / "branching.ipynb", folder / "image-kubeflow",
+                              image="registry.example.com/team/branching")
+    spec = yaml.safe_load(result.pipeline_yaml.read_text())
+    assert "importer" not in spec["root"]["dag"]["tasks"] and result.bundle_uri is None
+    assert "same_nb_bundle_uri" not in spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for step in result.pipeline.steps:
+        lock = (result.out_dir / "kfp" / "bundle" / "envs" / step.name / "requirements.txt").read_text()
+        image = f"registry.example.com/team/branching:{lock_id(lock)}"
+        assert result.images[step.name] == image
+        container = spec["deploymentSpec"]["executors"][f"exec-{step.name}"]["container"]
+        assert container["image"] == image
+        assert "pip install" not in " ".join(container["command"])        # kfp preinstalled in the image
+        context = result.out_dir / "kfp" / "images" / lock_id(lock)
+        assert (context / "requirements.txt").read_text() == lock
+        assert (context / "bundle.tar.gz").read_bytes() == result.bundle.read_bytes()
+        dockerfile = (context / "Dockerfile").read_text()
+        assert "--require-hashes" in dockerfile and "SAME_NB_BUNDLE" in dockerfile

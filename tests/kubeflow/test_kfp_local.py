@@ -1,11 +1,12 @@
 """Compiled Kubeflow pipelines run under kfp.local, checked against same-nb's local runner.
 
 kfp.local's SubprocessRunner(use_venv=False) runs every task as a subprocess of this interpreter,
-through the same launcher script and component code a pod runs. Two documented test hooks of the
-launcher are used: SAME_NB_KFP_SKIP_INSTALL=1 skips `pip install --require-hashes --no-deps -r lock`
-(here it is no no-op: uv pins transitive packages to PyPI's newest, so it would upgrade this
-environment), and SAME_NB_KFP_SNAPSHOT_DIR makes each step also save every variable it ends with,
-to compare with a local `run_notebook(..., snapshot=True)`.
+through the same component function, bundle and component code a pod runs. This interpreter holds
+every pin of the step locks (they pin what is installed here), so pods' "install what the lock
+lacks" installs nothing; SAME_NB_KFP_INSTALL=never turns an install into this interpreter into a
+failure instead, which is why it is harmless here. Whether the locks are complete is proved in clean
+venvs by tests/kubeflow/test_pods.py, not here. SAME_NB_KFP_SNAPSHOT_DIR makes each step also save
+every variable it ends with, to compare with a local `run_notebook(..., snapshot=True)`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import pytest
 import yaml
 
 from same_nb.kubeflow.compiler import compile_kubeflow
-from same_nb.kubeflow.component import SKIP_INSTALL_ENV, SNAPSHOT_ENV, _literal, _place_input, render_html
+from same_nb.kubeflow.component import SNAPSHOT_ENV, _literal, _place_input, render_html
+from same_nb.kubeflow.podenv import INSTALL_ENV
 from same_nb.kubeflow.submit import pipeline_arguments, read_pipeline
 from same_nb.runtime import ArtifactStore, StepRuntimeError, load_value
 from same_nb.service import run_notebook
@@ -71,7 +73,7 @@ def kfp_env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(scratch))                # the tasks' mktemp and tempfile
         mp.setattr(tempfile, "tempdir", str(scratch))
-        mp.setenv(SKIP_INSTALL_ENV, "1")
+        mp.setenv(INSTALL_ENV, "never")
         mp.delenv("SAME_NB_DB", raising=False)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "outputs"),
                    workspace_root=str(root / "workspace"))

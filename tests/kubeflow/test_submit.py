@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import yaml
 
 from same_nb.errors import SameError
 from same_nb.kubeflow.compiler import compile_kubeflow
@@ -161,11 +162,17 @@ def test_submit_uploads_the_pipeline_and_starts_a_run(server, pipeline_yaml):
 
 def test_run_kubeflow_sends_every_parameter_with_the_overrides(server, pipeline_yaml):
     notebook = pipeline_yaml.parent.parent / "tags_parameters.ipynb"
+    with pytest.raises(SameError, match="pods cannot read the bundle at the local path .*--bundle-uri URI"):
+        run_kubeflow(notebook, server.url, out_dir=pipeline_yaml.parent, params=[("epochs", "5")])
+    assert not server.runs
+    uri = "minio://mlpipeline/same-nb/tags.tar.gz"
     compiled, run = run_kubeflow(notebook, server.url, out_dir=pipeline_yaml.parent,
-                                 params=[("epochs", "5"), ("flags", "[7]")])
+                                 params=[("epochs", "5"), ("flags", "[7]")], bundle_uri=uri)
     assert compiled.pipeline_yaml == pipeline_yaml and run.run_id == "run-1"
     assert server.runs["run-1"]["runtime_config"]["parameters"] == {
         "alpha": 0.5, "name": "run", "epochs": 5, "flags": "[7]", "opts": "{'a': 1}", "verbose": False}
+    spec = yaml.safe_load(pipeline_yaml.read_text())        # the bundle's URI is compiled in as the default
+    assert spec["root"]["inputDefinitions"]["parameters"]["same_nb_bundle_uri"]["defaultValue"] == uri
 
 
 def test_resubmitting_adds_one_version_per_content(server, pipeline_yaml, tmp_path):
@@ -231,7 +238,7 @@ def test_cli_run_on_kubeflow_records_the_run_and_runs_refreshes_it(server, pipel
     monkeypatch.delenv("SAME_NB_DB", raising=False)
     server.run_states = ["SUCCEEDED"]
     assert main(["run", str(folder / "tags_parameters.ipynb"), "--target", "kubeflow", "--host", server.url,
-                 "-p", "epochs", "4"]) == 0
+                 "-p", "epochs", "4", "--bundle-uri", "s3://bucket/tags.tar.gz"]) == 0
     out = capsys.readouterr().out
     assert "submitted to Kubeflow as run-1: PENDING" in out and f"{server.url}/#/runs/details/run-1" in out
     with open_store(notebook_dir=folder) as store:
