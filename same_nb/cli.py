@@ -204,7 +204,8 @@ def cmd_verify(args) -> int:
 def _add_lock_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python-version", metavar="X.Y", help="Python version to lock for (default: this one)")
     p.add_argument("--platform", metavar="OS/ARCH",
-                   help="platform to lock for, e.g. linux/x86_64 for KFP images (default: this machine)")
+                   help="platform to lock for: linux/x86_64, linux/arm64, darwin/arm64, …, or 'local' for this "
+                        "machine (default: linux/amd64, what pods run; verify and run --isolated: local)")
 
 
 def _store_for(args):

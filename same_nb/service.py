@@ -73,7 +73,11 @@ def verify_notebook(path: str | Path, out_dir: str | Path | None = None, *, prog
     lock); then (``run``) run each step in its venv on the inputs and parameters of its last successful
     local run and compare its outputs' sha256 with that run's (``local/verify_run.py``). A step with no
     such run is ``not-run``, which is not a failure of its lock."""
+    from same_nb.envs.lock import LOCAL_PLATFORM
     from same_nb.envs.sources import RUNTIME_MODULES
+
+    if not lock_options.get("platform"):        # its venvs run here, whatever the pods' platform
+        lock_options["platform"] = LOCAL_PLATFORM
     from same_nb.envs.verify import verify_locks
     from same_nb.frontend.pipeline import build_pipeline
 
@@ -123,11 +127,12 @@ class RunResult:
 def _isolated_kernels(notebook: Path, prepared) -> tuple[dict[str, str], str]:
     """Each step's kernel interpreter: a venv built from the step's lock plus ipykernel, and a copy
     of the step runtime on PYTHONPATH (never the environment same-nb itself is installed in)."""
+    from same_nb.envs.lock import LOCAL_PLATFORM
     from same_nb.envs.verify import ensure_kernel_venv, runtime_copy
     from same_nb.local.verify_run import kernel_extras
 
     runtime_root = runtime_copy(notebook.parent)
-    locks = lock_notebook(notebook, prepared.bundle_dir, pipeline=prepared.pipeline)
+    locks = lock_notebook(notebook, prepared.bundle_dir, pipeline=prepared.pipeline, platform=LOCAL_PLATFORM)
     extra = kernel_extras()
     pythons = {name: str(ensure_kernel_venv(lock, notebook.parent, extra_packages=extra))
                for name, lock in locks.steps.items()}

@@ -33,6 +33,7 @@ from same_nb.frontend.ir import Pipeline
 CONDA_LOCK_TIMEOUT = 300
 CACHE_FORMAT = "target-pylock-1"           # in cache keys: earlier locks carried every platform's hashes
 DEFAULT_PLATFORM = "linux/amd64"           # what Kubeflow's images run
+LOCAL_PLATFORM = "local"                   # venvs on this machine (verify, run --isolated)
 INSTALL = "# Install with: uv pip install --require-hashes --no-deps -r requirements.txt\n"
 UV_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 UV_PLATFORMS = {"windows", "linux", "macos", "x86_64-pc-windows-msvc", "aarch64-pc-windows-msvc",
@@ -87,8 +88,8 @@ class LockResult:
 
 def uv_platform(value: str | None, index: dict) -> str:
     """uv's --python-platform name for ``value`` (``linux/x86_64`` style or uv's own names);
-    None → the platform of the interpreter whose ``index`` this is."""
-    if value is None:
+    None or ``local`` → the platform of the interpreter whose ``index`` this is."""
+    if value is None or value == LOCAL_PLATFORM:
         arch = UV_ARCHES.get(index["machine"], index["machine"])
         if index["sys_platform"] == "darwin":
             return f"{arch}-apple-darwin"

@@ -195,7 +195,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
                       "inputs": loaded.per_input, "outputs": per_output},
     }
-    _write_json_atomic(Path(spec["result"]), result)
+    write_json_atomic(Path(spec["result"]), result)
     if unplanned:
         raise UnplannedEffectError("\n".join(_unplanned_message(step, u) for u in unplanned))
     return result
@@ -348,12 +348,13 @@ def _changed_watched(loaded: _Loaded, namespace: dict, store: ArtifactStore) -> 
     return changed
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict, sort_keys: bool = False) -> None:
+    """Write ``data`` as JSON so readers see the old file or the new one, never a part (fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
+            json.dump(data, f, indent=1, sort_keys=sort_keys)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -12,11 +12,9 @@ value's producer later, so one that no longer applies costs parallelism, never c
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-from same_nb.errors import SameError
+from same_nb.store.notebook_files import read_notebooks, write_notebooks
 
 _IDENTITY = {"mutation": ("step", "name"), "order": ("before", "after")}
 
@@ -26,24 +24,11 @@ def learned_path(notebook: Path) -> Path:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"notebooks": {}}
-    except (OSError, ValueError) as exc:
-        raise SameError(f"cannot read the learned effects: {exc}; delete the file to start afresh",
-                        path=str(path)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("notebooks"), dict):
-        raise SameError("the learned effects file is not what same-nb writes; delete it to start afresh",
-                        path=str(path))
-    return data
+    return read_notebooks(path, "the learned effects", "delete the file to start afresh")
 
 
 def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_notebooks(path, data)
 
 
 def _key(entry: dict) -> tuple:

@@ -15,13 +15,12 @@ that observed what it holds), so the file is rewritten only when what a lock nee
 """
 from __future__ import annotations
 
-import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from same_nb.errors import SameError
+from same_nb.store.notebook_files import read_notebooks, write_notebooks
 
 
 def observed_path(notebook: Path) -> Path:
@@ -29,17 +28,7 @@ def observed_path(notebook: Path) -> Path:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"notebooks": {}}
-    except (OSError, ValueError) as exc:
-        raise SameError(f"cannot read what earlier runs observed: {exc}; delete the file and run the "
-                        f"notebook again", path=str(path)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("notebooks"), dict):
-        raise SameError("this observations file is not what same-nb writes; delete it and run the notebook "
-                        "again", path=str(path))
-    return data
+    return read_notebooks(path, "what earlier runs observed", "delete the file and run the notebook again")
 
 
 def _valid(entry: object) -> bool:
@@ -72,17 +61,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 def _write(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_notebooks(path, data)
 
 
 def clean(observation: dict, python: str | None = None) -> dict:

@@ -15,6 +15,8 @@ import yaml
 from same_nb.kubeflow import compiler
 from same_nb.kubeflow.compiler import BUDGET_ARGUMENT, BUDGET_PER_STEP, compile_kubeflow
 
+from conftest import notebook_data
+
 STEPS = 20
 
 
@@ -26,11 +28,7 @@ def _twenty_steps(path: Path) -> Path:
         body = [f"import pandas as pd\nimport matplotlib\nfrom sklearn.preprocessing import StandardScaler\n"
                 f"df = df.assign(c{i}=df['x'] * {i})\nscaled{i} = StandardScaler().fit_transform(df[['x']])"]
         cells.append(([f"step:step{i:02d}"], body[0]))
-    path.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {"tags": tags},
-                   "outputs": [], "source": source} for i, (tags, source) in enumerate(cells)],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(json.dumps(notebook_data(cells)))
     return path
 
 
