@@ -21,6 +21,7 @@ MANIFEST_NAME = "same.yaml"
 _STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ENV_NAME = re.compile(r"[-._A-Za-z][-._A-Za-z0-9]*")   # Kubernetes' rule for env var names
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_BUNDLE_URI = re.compile(r"(?:gs|s3|minio)://[!-~]+")    # what KFP's launcher downloads
 _PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _QUANTITY = re.compile(r"(?P<num>\d+(\.\d*)?|\.\d+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
@@ -219,6 +220,9 @@ class Environment(_Model):
     index_url: Annotated[str, AfterValidator(_check_index_url)] | None = None
     # The step images' repository (each distinct lock tagged by its id), or one full reference.
     image: ImageRef | None = None
+    # Where Kubeflow pods import the compiled bundle from (kfp/bundle.tar.gz uploaded there).
+    bundle_uri: Annotated[str, _pattern(_BUNDLE_URI, "bundle URI",
+                                        "like minio://mlpipeline/same-nb/x.tar.gz, gs://… or s3://…")] | None = None
 
 
 class SecretRef(_Model):

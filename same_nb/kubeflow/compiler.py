@@ -176,7 +176,10 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                                                  image or getattr(environment, "image", None), locks.platform)
     warnings += plan_warnings
     files += image_files
-    uri = None if images else (bundle_uri or getattr(environment, "bundle_uri", None) or str(bundle.resolve()))
+    if bundle_uri and not (re.fullmatch(r"(?:gs|s3|minio)://[!-~]+", bundle_uri) or Path(bundle_uri).is_absolute()):
+        raise SameError(f"--bundle-uri {visible(bundle_uri)}: pods import the bundle from gs://, s3:// or minio:// "
+                        f"URIs (or, under kfp.local, an absolute path)", path=str(notebook))
+    uri = None if images else (bundle_uri or environment.bundle_uri or str(bundle.resolve()))
     if uri is not None and not re.match(r"^[a-z][a-z0-9+.-]*://", uri):
         warnings.append(f"pods import the bundle from {visible(uri)}, a local path only kfp.local can read: on a "
                         f"cluster, upload kfp/{BUNDLE_FILE} and pass --bundle-uri (or the {BUNDLE_PARAMETER} "

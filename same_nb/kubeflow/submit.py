@@ -96,14 +96,14 @@ def pipeline_arguments(spec: dict, params: dict | None) -> dict:
 
 def submit(pipeline_yaml: str | Path, host: str, experiment: str | None = None, namespace: str | None = None,
            existing_token: str | None = None, params: dict | None = None, wait: bool = False,
-           timeout: float = 3600.0, poll: float = 5.0) -> SubmittedRun:
+           timeout: float = 3600.0, poll: float = 5.0, client=None) -> SubmittedRun:
     """Upload the pipeline (or a new version of it) and start a run; with ``wait``, until it finishes."""
     path = Path(pipeline_yaml)
     spec = read_pipeline(path)
     arguments = pipeline_arguments(spec, params)
     name = spec["pipelineInfo"]["name"]
     host = _normal_host(host)
-    client = _client(host, namespace, existing_token)
+    client = client or _client(host, namespace, existing_token)
     with _server(host, f"upload pipeline {name!r}"):
         pipeline_id, version_id = _upload(client, path, name, spec, namespace)
     with _server(host, f"find or create experiment {experiment or DEFAULT_EXPERIMENT!r}"):
@@ -130,6 +130,7 @@ def run_kubeflow(notebook: str | Path, host: str, *, out_dir: str | Path | None 
     from same_nb.frontend.params import resolve_params
     from same_nb.kubeflow.compiler import compile_kubeflow
 
+    client = _client(_normal_host(host), namespace, existing_token)    # an unreachable server fails before compiling
     compiled = compile_kubeflow(notebook, out_dir, manifest_path, progress=progress, image=image,
                                 bundle_uri=bundle_uri)
     if compiled.bundle_uri is not None and "://" not in compiled.bundle_uri:
@@ -140,7 +141,7 @@ def run_kubeflow(notebook: str | Path, host: str, *, out_dir: str | Path | None 
                         path=str(notebook))
     values = resolve_params(compiled.pipeline, compiled.defaults, list(params), params_file)
     run = submit(compiled.pipeline_yaml, host, experiment=experiment, namespace=namespace,
-                 existing_token=existing_token, params=values, wait=wait, timeout=timeout)
+                 existing_token=existing_token, params=values, wait=wait, timeout=timeout, client=client)
     return compiled, run
 
 

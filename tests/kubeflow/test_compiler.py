@@ -371,3 +371,18 @@ def test_with_an_image_each_step_runs_its_locks_image_and_nothing_is_imported(co
         assert (context / "bundle.tar.gz").read_bytes() == result.bundle.read_bytes()
         dockerfile = (context / "Dockerfile").read_text()
         assert "--require-hashes" in dockerfile and "SAME_NB_BUNDLE" in dockerfile
+
+
+def test_the_bundle_uri_comes_from_same_yaml_or_the_option(folder):
+    manifest = folder / "uri.same.yaml"
+    manifest.write_text("environment:\n  bundle_uri: minio://mlpipeline/same-nb/branching.tar.gz\n")
+    result = compile_kubeflow(folder / "branching.ipynb", folder / "uri-kubeflow", manifest_path=manifest)
+    spec = yaml.safe_load(result.pipeline_yaml.read_text())
+    assert spec["root"]["inputDefinitions"]["parameters"]["same_nb_bundle_uri"]["defaultValue"] == \
+        "minio://mlpipeline/same-nb/branching.tar.gz"
+    assert not [w for w in result.warnings if "local path" in w]
+    with pytest.raises(SameError, match="pods import the bundle from gs://, s3:// or minio://"):
+        compile_kubeflow(folder / "branching.ipynb", folder / "uri-kubeflow", bundle_uri="https://x/y.tar.gz")
+    manifest.write_text("environment:\n  bundle_uri: 'ftp://host/x'\n")
+    with pytest.raises(SameError, match="bundle URI"):
+        compile_kubeflow(folder / "branching.ipynb", folder / "uri-kubeflow", manifest_path=manifest)
