@@ -185,7 +185,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                         f"cluster, upload kfp/{BUNDLE_FILE} and pass --bundle-uri (or the {BUNDLE_PARAMETER} "
                         f"parameter), or build the images in kfp/images/ and pass --image")
     source = _pipeline_source(pipeline, parameters, name, configs, notebook.name, classes=classes, images=images,
-                              bundle_uri=uri, bundle_sha256=sha256)
+                              bundle_uri=uri, bundle_sha256=sha256, index_url=index_url)
     check_generated(source, _PIPELINE_CALLS)
     pipeline_py = write_text(out / "pipeline.py", source)
     pipeline_yaml = out / "pipeline.yaml"
@@ -282,7 +282,8 @@ def _budget_warnings(figures: dict) -> list[str]:
 
 
 def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, configs: dict, notebook_name: str, *,
-                     classes: dict, images: dict, bundle_uri: str | None, bundle_sha256: str) -> str:
+                     classes: dict, images: dict, bundle_uri: str | None, bundle_sha256: str,
+                     index_url: str | None = None) -> str:
     taken = {p.name for p in pipeline.parameters} | _PIPELINE_GLOBALS
     functions = function_names(pipeline, name, taken)
     task_vars = {s.name: fresh(re.sub(r"\W", "_", s.name) + "_task", taken, "_") for s in pipeline.steps}
@@ -321,8 +322,11 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
         after = list(dict.fromkeys(task_vars[e.src] for e in pipeline.edges if e.dst == step_name and e.kind != "data"))
         # a task named for its component (see _component_names) shows the step's name
         shown = step_name if components_named[step_name] != step_name else None
+        statements = task_statements(configs[step_name], task_vars[step_name], after, shown)
+        if index_url and step_name not in images:      # kfp's own `pip install kfp` at the pod's start
+            statements.append(f"{task_vars[step_name]}.set_env_variable('PIP_INDEX_URL', {python_literal(index_url)})")
         tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
-                      "statements": task_statements(configs[step_name], task_vars[step_name], after, shown)})
+                      "statements": statements})
     used = {"Artifact", "HTML", "Input", "Metrics", "Output"} | {c for step in classes.values() for c in step.values()}
     return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,
                   tasks=tasks, parameters=parameters, name_repr=python_literal(name),

@@ -386,3 +386,19 @@ def test_the_bundle_uri_comes_from_same_yaml_or_the_option(folder):
     manifest.write_text("environment:\n  bundle_uri: 'ftp://host/x'\n")
     with pytest.raises(SameError, match="bundle URI"):
         compile_kubeflow(folder / "branching.ipynb", folder / "uri-kubeflow", manifest_path=manifest)
+
+
+def test_an_index_url_reaches_every_install_in_the_pods(folder):
+    """Offline clusters: kfp's own install and the lock's come from the mirror same.yaml names."""
+    manifest = folder / "mirror.same.yaml"
+    manifest.write_text("environment:\n  index_url: https://pypi.internal.example/simple\n")
+    result = compile_kubeflow(folder / "branching.ipynb", folder / "mirror-kubeflow", manifest_path=manifest)
+    spec = yaml.safe_load(result.pipeline_yaml.read_text())
+    for step in result.pipeline.steps:
+        env = spec["deploymentSpec"]["executors"][f"exec-{step.name}"]["container"]["env"]
+        assert {"name": "PIP_INDEX_URL", "value": "https://pypi.internal.example/simple"} in env
+        launch = json.loads((result.out_dir / "kfp" / "bundle" / "steps" / step.name / "step.json").read_text())
+        assert launch["index_url"] == "https://pypi.internal.example/simple"
+    for context in (result.out_dir / "kfp" / "images").iterdir():
+        if context.is_dir():
+            assert "https://pypi.internal.example/simple" in (context / "Dockerfile").read_text()
