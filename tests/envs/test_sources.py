@@ -103,11 +103,12 @@ def test_pip_lines_are_a_source_too():
     assert "pandas>=1" in result["s"].pins
 
 
-def test_observations_reach_callers_that_do_not_pass_them():
-    with req.observations({"train": OBSERVED["train"], "load": OBSERVED["load"]}):
-        result = req.step_requirements(pipeline(LOAD, TRAIN), ".")
+def test_observations_are_passed_explicitly_and_none_means_unknown():
+    observed = {"train": OBSERVED["train"], "load": OBSERVED["load"]}
+    result = req.step_requirements(pipeline(LOAD, TRAIN), ".", observed=observed)
     assert by_dist(result["train"])["pyarrow"] == ["input"]
-    assert req.step_requirements(pipeline(LOAD, TRAIN), ".")["train"].lines == [pin("scikit-learn")]
+    unknown = req.step_requirements(pipeline(LOAD, TRAIN), ".")["train"]
+    assert unknown.lines == [pin("scikit-learn")] and not any("never ran" in w for w in unknown.warnings)
 
 
 def test_observed_origins_ignore_what_is_not_a_module_name():
