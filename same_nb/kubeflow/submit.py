@@ -130,9 +130,9 @@ def run_kubeflow(notebook: str | Path, host: str, *, out_dir: str | Path | None 
     from same_nb.frontend.params import resolve_params
     from same_nb.kubeflow.compiler import compile_kubeflow
 
-    client = _client(_normal_host(host), namespace, existing_token)    # an unreachable server fails before compiling
     compiled = compile_kubeflow(notebook, out_dir, manifest_path, progress=progress, image=image,
                                 bundle_uri=bundle_uri)
+    client = _client(_normal_host(host), namespace, existing_token)    # an unreachable server says so first
     if compiled.bundle_uri is not None and "://" not in compiled.bundle_uri:
         raise SameError(f"the cluster's pods cannot read the bundle at the local path {compiled.bundle_uri}: upload "
                         f"it to storage the cluster reads (e.g. `mc cp {compiled.bundle} minio/mlpipeline/…` or "
