@@ -104,7 +104,6 @@ def _compile_kubeflow(args) -> int:
     figures = result.figures
     from same_nb.report import render_lock
 
-    print(render_lock(result.locks))
     print(f"Compiled {len(result.pipeline.steps)} steps into {result.pipeline_yaml} "
           f"({figures['yaml_bytes'] / 1024:.1f} KB, {figures['bytes_per_step'] / 1024:.1f} KB per step, "
           f"largest container argument {figures['max_argument']:,} bytes)")
@@ -117,6 +116,7 @@ def _compile_kubeflow(args) -> int:
     print(f"Pods read the bundle from {where}. Upload pipeline.yaml in the Kubeflow Pipelines UI, or run: "
           f"same-nb run {shlex.quote(str(args.notebook))} --target kubeflow --host URL"
           + ("" if result.images else " --bundle-uri URI"))
+    print(render_lock(result.locks))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0

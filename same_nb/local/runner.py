@@ -99,6 +99,7 @@ class Runner:
             self._loop(executor)
         except KeyboardInterrupt:
             self._cancel()
+            self.observed.clear()       # a cancelled run stops now; the next run records what steps load
             raise
         finally:
             if self.pool is not None:
