@@ -81,6 +81,11 @@ def cmd_compile(args) -> int:
 def cmd_run(args) -> int:
     if args.target == "kubeflow":
         return _run_kubeflow(args)
+    import signal
+
+    # Ctrl-C and the server's cancel (background.py) stop a run with SIGINT, even when the process was
+    # started with SIGINT ignored (a background job of a non-interactive shell, nohup, some launchers).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from same_nb.local.progress import make_progress, print_summary
     from same_nb.service import run_notebook
 
