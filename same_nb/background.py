@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--jobs", type=int)
     args = parser.parse_args(argv)
+    # cancel_run sends SIGINT: it must raise KeyboardInterrupt here even if the server that started
+    # this process ignores SIGINT (and so passed that on).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from same_nb.local.progress import PlainProgress
     from same_nb.service import run_notebook
