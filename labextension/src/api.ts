@@ -16,7 +16,7 @@ export interface IStep {
 }
 
 export interface IDiagnostic {
-  severity: 'error' | 'warning';
+  severity: 'error' | 'warning' | 'info';
   message: string;
   code: string;
   step: string | null;
@@ -57,7 +57,11 @@ export interface IStepRun {
   id: number;
   step_name: string;
   status: string;
-  duration_s: number | null;
+  duration_s: number | null; // wall time: kernel wait + compute
+  kernel_wait_s: number | null; // waiting for a kernel to be started and warmed
+  compute_s: number | null; // running the step's cells (the number to compare with the notebook)
+  started_at?: string | null;
+  finished_at?: string | null;
   cache_hit: boolean;
   reason: string | null;
   error: {
@@ -85,8 +89,11 @@ export interface IRun {
   created_at: string;
   duration_s: number | null;
   error: string | null;
+  name: string | null; // a user's label for the run
+  note: string | null; // a user's free-text note
   remote_url?: string | null;
   step_counts: Record<string, number>;
+  metrics?: Record<string, number>; // "step.metric" → last value, cached steps included
   log_tail?: string;
   steps?: IStepRun[];
 }
@@ -97,6 +104,41 @@ export interface IRunPage {
   offset: number;
   runs: IRun[];
   notes?: string[]; // e.g. a Kubeflow server that could not be reached for a status
+  latest_id: number | null; // the newest run of this notebook: a change means "refresh"
+}
+
+/** What differs between two or more runs: every list holds one value per run, in `runs` order. */
+export interface ICompare {
+  runs: number[];
+  notebook_sha256: string[];
+  params: Record<string, unknown[]>; // only the parameters that differ
+  packages: Record<string, (string | null)[]>;
+  steps: Record<
+    string,
+    {
+      status: (string | null)[];
+      code: Record<string, (string | null)[]>; // cell → sha256 per run
+      inputs: Record<string, (string | null)[]>;
+      outputs: Record<string, (string | null)[]>;
+      metrics: Record<string, (number | null)[]>;
+    }
+  >;
+  identical: boolean;
+}
+
+/** The live (or final) output of one step run. */
+export interface IStepLog {
+  text: string; // the last `limit` characters of the step's stdout/stderr
+  running: boolean;
+  cell: number | null; // the source cell being executed, when known
+}
+
+/** The answer to a cancel: the server waits until the run really stopped. */
+export interface ICancelReply {
+  run_id: number;
+  status: string; // the run's status after the cancel, e.g. "cancelled"
+  stopped: boolean; // false: the run did not stop; `message` says why
+  message: string;
 }
 
 export interface IGraphNode {
@@ -178,6 +220,9 @@ function post<T>(endpoint: string, body: unknown): Promise<T> {
 
 export const api = {
   inspect: (path: string) => request<IInspection>('inspect', { path }),
+  /** Analyse the editor's unsaved notebook (nbformat JSON); nothing is written. */
+  inspectContent: (path: string, content: unknown) =>
+    post<IInspection>('inspect', { path, content }),
   startRun: (
     path: string,
     params: Record<string, string>,
@@ -193,7 +238,13 @@ export const api = {
   runs: (path: string, limit: number, offset: number) =>
     request<IRunPage>('runs', { path, limit, offset }),
   run: (path: string, id: number) => request<IRun>(`runs/${id}`, { path }),
-  cancel: (path: string, id: number) => post<unknown>(`runs/${id}/cancel`, { path }),
+  cancel: (path: string, id: number) => post<ICancelReply>(`runs/${id}/cancel`, { path }),
+  label: (path: string, id: number, label: { name?: string | null; note?: string | null }) =>
+    post<IRun>(`runs/${id}`, { path, ...label }),
+  compare: (path: string, ids: number[]) =>
+    request<ICompare>('compare', { path, runs: ids.join(',') }),
+  stepLog: (path: string, id: number, step: string, limit = 20000) =>
+    request<IStepLog>(`runs/${id}/steps/${encodeURIComponent(step)}/log`, { path, limit }),
   stepNotebook: (path: string, id: number, step: string) =>
     request<{ path: string }>(
       `runs/${id}/steps/${encodeURIComponent(step)}/notebook`,
