@@ -21,6 +21,10 @@ EPILOG = """examples:
 """
 
 
+DIR_HELP = "folder whose .same/ store to read, or a notebook in it (default: current)"
+NOTEBOOK_HELP = "the notebook whose runs these are: reads the store beside it"
+
+
 def _add_notebook(p: argparse.ArgumentParser) -> None:
     p.add_argument("notebook", help="path to the .ipynb notebook")
     p.add_argument("--manifest", metavar="FILE", help="same.yaml to use (default: same.yaml beside the notebook)")
@@ -72,9 +76,9 @@ def cmd_compile(args) -> int:
     if result.locks is not None:
         for w in result.locks.warnings:
             print(f"warning: {w}", file=sys.stderr)
-    warnings = [d for d in result.inspection.pipeline.diagnostics if d.severity == "warning"]
-    if warnings:
-        print(f"{len(warnings)} warnings (see `same-nb inspect {args.notebook}`)", file=sys.stderr)
+    for d in result.inspection.pipeline.diagnostics:
+        if d.severity == "warning":
+            print(d.render(), file=sys.stderr)
     return 0
 
 
@@ -91,11 +95,21 @@ def cmd_run(args) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise SameError("--jobs must be at least 1")
+    from same_nb.local.runner import RunCancelled
+
     progress = make_progress(quiet=args.quiet)
-    result = run_notebook(args.notebook, params=[tuple(p) for p in args.param], params_file=args.params,
-                          jobs=args.jobs, use_cache=not args.no_cache, resume=args.resume,
-                          manifest_path=args.manifest, progress=progress, timeout=args.timeout,
-                          isolated=args.isolated)
+    try:
+        result = run_notebook(args.notebook, params=[tuple(p) for p in args.param], params_file=args.params,
+                              jobs=args.jobs, use_cache=not args.no_cache, resume=args.resume,
+                              manifest_path=args.manifest, progress=progress, timeout=args.timeout,
+                              isolated=args.isolated, warn=_stderr_line)
+    except RunCancelled as cancelled:
+        _stderr_line(f"run {cancelled.run_id} cancelled; resume with "
+                     f"`same-nb run {shlex.quote(args.notebook)} --resume {cancelled.run_id}`")
+        return 130
+    except KeyboardInterrupt:
+        _stderr_line("cancelled before the run started")
+        return 130
     print_summary(result)
     return 0 if result.ok else 1
 
@@ -143,12 +157,10 @@ def _run_kubeflow(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from pathlib import Path
-
     from same_nb.store.lineage import render_dot, render_text, trace
 
     with _store_for(args) as store:
-        tree = trace(store, args.target, cwd=Path(args.dir))
+        tree = trace(store, args.target, cwd=_store_folder(args))   # a relative path is the notebook folder's
     if args.json:
         print(json.dumps(tree, indent=1, default=str))
     elif args.dot:
@@ -162,7 +174,7 @@ def cmd_compare(args) -> int:
     from same_nb.store.lineage import compare, render_compare
 
     with _store_for(args) as store:
-        diff = compare(store, args.run_a, args.run_b)
+        diff = compare(store, *args.runs)
     print(json.dumps(diff, indent=1, default=str) if args.json else render_compare(diff))
     return 0
 
@@ -172,7 +184,8 @@ def cmd_rerun(args) -> int:
     from same_nb.service import rerun_run
     from same_nb.store.rerun import render_rerun
 
-    result = rerun_run(args.run, notebook_dir=args.dir, jobs=args.jobs, progress=make_progress(quiet=args.quiet))
+    result = rerun_run(args.run, notebook_dir=_store_folder(args), jobs=args.jobs,
+                       progress=make_progress(quiet=args.quiet))
     print(json.dumps(result.to_dict(), indent=1, default=str) if args.json else render_rerun(result))
     return 0 if result.run.ok else 1
 
@@ -213,16 +226,38 @@ def _add_lock_options(p: argparse.ArgumentParser) -> None:
                         "machine (default: linux/amd64, what pods run; verify and run --isolated: local)")
 
 
+def _named_notebook(args):
+    """The notebook the user named (``runs NB``, ``--notebook NB``, or a notebook given as ``--dir``), or None."""
+    from pathlib import Path
+
+    named = getattr(args, "notebook", None)
+    if named is None and Path(args.dir).suffix == ".ipynb":
+        named = args.dir
+    if named is None:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise SameError("no such notebook", path=str(named))
+    return path.resolve()
+
+
+def _store_folder(args):
+    """Where the run store is: beside the notebook the user named, else the --dir folder."""
+    from pathlib import Path
+
+    notebook = _named_notebook(args)
+    return notebook.parent if notebook is not None else Path(args.dir)
+
+
 def _store_for(args):
     import os
-    from pathlib import Path
 
     from same_nb.store.database import DB_ENV, open_store
 
-    folder = Path(args.dir)
+    folder = _store_folder(args)
     if not os.environ.get(DB_ENV) and not (folder / ".same" / "same.db").exists():
-        raise SameError(f"no runs are recorded in {folder.resolve()} (no .same/same.db); pass --dir with "
-                        f"the notebook's folder, or set {DB_ENV}")
+        raise SameError(f"no runs are recorded in {folder.resolve()} (no .same/same.db); pass the notebook "
+                        f"(--notebook NB) or its folder (--dir DIR), or set {DB_ENV}")
     return open_store(notebook_dir=folder)
 
 
@@ -230,16 +265,17 @@ def cmd_runs(args) -> int:
     from same_nb.report import print_runs
     from same_nb.service import refresh_remote_runs
 
+    notebook = _named_notebook(args)          # runs NB: that notebook's runs only
     with _store_for(args) as store:
-        runs = store.list_runs(limit=args.limit, offset=args.offset)
-        total = store.count_runs()
+        runs = store.list_runs(limit=args.limit, offset=args.offset, notebook_path=notebook)
+        total = store.count_runs(notebook_path=notebook)
         for note in refresh_remote_runs(store, runs):
             print(f"note: {note}", file=sys.stderr)
         columns: list[str] = []
         if args.metrics:
             from same_nb.store.lineage import runs_with_metrics
 
-            table = runs_with_metrics(store, limit=args.limit, offset=args.offset)
+            table = runs_with_metrics(store, limit=args.limit, offset=args.offset, notebook_path=notebook)
             columns, runs = table["columns"], table["runs"]
     if args.json:
         print(json.dumps({"total": total, "runs": runs, "metric_columns": columns}, indent=1, default=str))
@@ -386,8 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="list recorded runs, newest first",
-                       description="List the runs recorded in the store (.same/same.db in DIR, or $SAME_NB_DB).")
-    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+                       description="List the runs recorded in the store (.same/same.db beside the notebook or "
+                                   "in DIR, or $SAME_NB_DB).")
+    p.add_argument("notebook", nargs="?", help="only the runs of this notebook (its folder's store)")
+    p.add_argument("--dir", default=".", help=DIR_HELP)
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--offset", type=int, default=0, help="skip this many of the newest runs")
     p.add_argument("--metrics", action="store_true", help="add a column per logged metric (last value per run)")
@@ -397,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="show one run: steps, durations, cache hits, artifacts and errors",
                        description="Show a recorded run in detail.")
     p.add_argument("run", type=int, help="run id (see `same-nb runs`)")
-    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--dir", default=".", help=DIR_HELP)
+    p.add_argument("--notebook", metavar="NB", help=NOTEBOOK_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
@@ -407,18 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "parameters) and, recursively, its inputs: files, datasets, variables and "
                                    "parameters. Files changed since they were recorded are flagged.")
     p.add_argument("target", help="path, sha256 or RUN:STEP:VARIABLE")
-    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--dir", default=".", help=DIR_HELP)
+    p.add_argument("--notebook", metavar="NB", help=NOTEBOOK_HELP)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="machine-readable output")
     fmt.add_argument("--dot", action="store_true", help="graphviz DOT output (pipe to `dot -Tsvg`)")
     p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("compare", help="what differs between two runs",
-                       description="Compare two runs: step code, parameters, package versions, input data "
-                                   "hashes, metrics and output hashes.")
-    p.add_argument("run_a", type=int, help="the earlier run id (see `same-nb runs`)")
-    p.add_argument("run_b", type=int, help="the run to compare it with")
-    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p = sub.add_parser("compare", help="what differs between two or more runs",
+                       description="Compare runs: step code, parameters, package versions, input data "
+                                   "hashes, metrics and output hashes. Two runs show `old → new`; more show "
+                                   "the values in the order given, separated by `|`.")
+    p.add_argument("runs", type=int, nargs="+", metavar="RUN",
+                   help="two or more run ids, earliest first (see `same-nb runs`)")
+    p.add_argument("--dir", default=".", help=DIR_HELP)
+    p.add_argument("--notebook", metavar="NB", help=NOTEBOOK_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_compare)
 
@@ -427,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(kept by hash in the store), without the cache, and report whether each "
                                    "output is byte-identical to the recorded one.")
     p.add_argument("run", type=int, help="run id to reproduce (see `same-nb runs`)")
-    p.add_argument("--dir", default=".", help="folder whose .same/ store to read (default: current)")
+    p.add_argument("--dir", default=".", help=DIR_HELP)
+    p.add_argument("--notebook", metavar="NB", help=NOTEBOOK_HELP)
     p.add_argument("-j", "--jobs", type=int, metavar="N", help="steps to run at once")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from same_nb.frontend.ir import Pipeline
+from same_nb.local.progress import number_text, seconds_text, step_time_text
 
 
 def _console():
@@ -73,16 +74,30 @@ def print_runs(runs: list[dict], total: int, metric_columns: list[str] = ()) -> 
     from rich.text import Text
 
     table = Table(title=f"{len(runs)} of {total} runs")
-    for col in ("run", "pipeline", "status", "started", "duration", "steps", "target", *metric_columns):
+    named = any(r.get("name") for r in runs)
+    for col in ("run", *(["name"] if named else []), "pipeline", "status", "started", "duration", "steps",
+                "target", *metric_columns):
         table.add_column(col)
     for r in runs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(r.get("step_counts", {}).items()))
-        dur = f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "-"
-        metrics = [f"{r['metrics'][c]:.4g}" if r.get("metrics", {}).get(c) is not None else "-"
+        dur = seconds_text(r["duration_s"]) if r.get("duration_s") is not None else "-"
+        metrics = [number_text(r["metrics"][c]) if r.get("metrics", {}).get(c) is not None else "-"
                    for c in metric_columns]
-        table.add_row(str(r["id"]), Text(r["pipeline_name"] or ""), r["status"], _when(r.get("started_at")),
-                      dur, counts, r.get("target") or "", *metrics)
+        label = [Text(r.get("name") or "")] if named else []
+        table.add_row(str(r["id"]), *label, Text(r["pipeline_name"] or ""), r["status"],
+                      _when(r.get("started_at")), dur, counts, r.get("target") or "", *metrics)
     _console().print(table)
+
+
+def metrics_text(metrics: list[dict]) -> str:
+    """A step's metrics, one line each: the last value logged, and how many were (a loss per epoch)."""
+    last: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for m in metrics:                   # in logging order
+        last[m["name"]] = m["value"]
+        count[m["name"]] = count.get(m["name"], 0) + 1
+    return "\n".join(f"{name} {number_text(value)}" + (f" (last of {count[name]})" if count[name] > 1 else "")
+                     for name, value in last.items())
 
 
 def print_run(run: dict) -> None:
@@ -90,20 +105,27 @@ def print_run(run: dict) -> None:
     from rich.text import Text
 
     console = _console()
-    console.print(Text(f"Run {run['id']} of {run['pipeline_name']}: {run['status']}"), style="bold")
+    label = f" “{run['name']}”" if run.get("name") else ""
+    console.print(Text(f"Run {run['id']}{label} of {run['pipeline_name']}: {run['status']}"), style="bold")
+    if run.get("note"):
+        console.print(Text(f"Note: {run['note']}"))
     console.print(Text(f"Notebook: {run['notebook_path']} (sha256 {run['notebook_sha256'][:12]}…)"))
-    console.print(Text(f"Parameters: {run['params']}"))
+    params = ", ".join(f"{k}={number_text(v) if isinstance(v, float) and not v.is_integer() else repr(v)}"
+                       for k, v in run["params"].items())
+    console.print(Text(f"Parameters: {params or 'none'}"))
     console.print(Text(f"Started {_when(run.get('started_at'))}, by {run.get('user')} on {run.get('host')}"
                        + (f", git {run['git_commit'][:10]}" if run.get("git_commit") else "")))
     console.print(Text(f"Run folder: {run.get('run_dir')}"))
     table = Table(show_lines=True)
-    for col in ("step", "status", "time", "why", "outputs"):
+    with_metrics = any(s.get("metrics") for s in run["steps"])
+    for col in ("step", "status", "time", "why", "outputs", *(["metrics"] if with_metrics else [])):
         table.add_column(col)
     for s in run["steps"]:
         outs = "\n".join(f"{o['name']} {o['sha256'][:10]} ({o['kind']}, {o['size']} B)" for o in s["outputs"])
-        dur = f"{s['duration_s']:.2f}s" if s.get("duration_s") is not None else "-"
-        table.add_row(Text(s["step_name"]), s["status"] + (" (cache)" if s.get("cache_hit") else ""), dur,
-                      Text(s.get("reason") or "-"), Text(outs or "-"))
+        dur = step_time_text(s.get("duration_s"), s.get("compute_s"), s.get("kernel_wait_s"))
+        metrics = [Text(metrics_text(s.get("metrics") or []) or "-")] if with_metrics else []
+        status = s["status"] + (" (cache)" if s.get("cache_hit") and s["status"] != "cached" else "")
+        table.add_row(Text(s["step_name"]), status, dur, Text(s.get("reason") or "-"), Text(outs or "-"), *metrics)
     console.print(table)
     for s in run["steps"]:
         err = s.get("error")

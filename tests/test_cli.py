@@ -42,6 +42,7 @@ def prepare(root: Path) -> dict[str, list[list[str]]]:
         "json_good": [["inspect", "--json", nb("branching")]],
         "compile_to_file": [["compile", "--no-lock", nb("branching"), "-o", str(root / "blocker")]],
         "compile_syntax": [["compile", "--no-lock", nb("syntax"), "-o", str(root / "never")]],
+        "compile_warnings": [["compile", "--no-lock", nb("undefined_name"), "-o", str(root / "undefined")]],
         "compile_twice": [["compile", "--no-lock", nb("kale_conventions"), "-o", str(root / "bundle")],
                           ["compile", "--no-lock", nb("kale_conventions"), "-o", str(root / "bundle")]],
         "help": [["--help"]], "help_inspect": [["inspect", "--help"]], "help_compile": [["compile", "--help"]],
@@ -159,6 +160,14 @@ def test_compile_failures_exit_1_without_traceback(cli):
     assert syntax.returncode == 1 and "Traceback" not in syntax.stderr
     assert "cannot compile: error: [b] cell 2 (id c2), line 1:" in syntax.stderr
     assert not (cli[0] / "never").exists()
+
+
+def test_compile_prints_each_warning_with_step_cell_and_line(cli):
+    proc = result(cli, "compile_warnings")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "warning: [a] cell 1 (id c1), line 1: 'mystery' is not defined anywhere in the notebook, "
+        "nor a parameter or builtin"]
 
 
 def test_help_is_useful_on_every_command(cli):

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "same_nb"
 # Rooms from the bottom up. A module may import its own room and any room of a lower rank; rooms of
 # equal rank are peers and may not import each other (the two targets).
 RANKS = {
-    "same_nb._version": 0, "same_nb.errors": 0,
+    "same_nb._version": 0, "same_nb.errors": 0, "same_nb.text": 0,
     "same_nb.runtime": 1,
     "same_nb.frontend": 2,
     "same_nb.envs": 3,

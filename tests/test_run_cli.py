@@ -109,6 +109,98 @@ def test_show_gives_steps_durations_artifacts_and_errors(history):
     assert "error in boom (cell 2, line 2): ValueError: bad total 6" in out
 
 
+def test_step_times_split_kernel_wait_from_compute_and_agree_across_views(history):
+    from same_nb.local.progress import step_time_text
+
+    folder, (_, summary, _), (_, live, _), _ = history
+    for run_id, printed in ((1, summary), (2, live)):
+        steps = show_json(folder, run_id)["steps"]
+        _, shown, _ = cli("show", run_id, "--dir", folder)
+        for s in steps:
+            if s["status"] != "success":
+                continue
+            assert 0 < s["compute_s"] <= s["duration_s"]
+            assert s["kernel_wait_s"] is not None and 0 <= s["kernel_wait_s"] <= s["duration_s"]
+            assert s["compute_s"] + s["kernel_wait_s"] <= s["duration_s"]
+            figure = step_time_text(s["duration_s"], s["compute_s"], s["kernel_wait_s"])
+            assert f"│ {figure}" in shown, shown                        # same-nb show
+            if run_id == 1:                                           # the end-of-run summary
+                assert any(line.split()[:2] == [s["step_name"], "success"] and f"  {figure}  " in line
+                           for line in printed.splitlines()), printed
+            else:                                                     # the live lines
+                assert f"{s['step_name']}: success ({figure})" in printed, printed
+
+
+def test_runs_show_trace_and_compare_find_the_store_from_a_notebook_path(history, tmp_path, monkeypatch):
+    folder = history[0]
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    monkeypatch.chdir(tmp_path)                             # somewhere without a store
+    nb = folder / "branching.ipynb"
+    rc, out, err = cli("runs", nb, "--json")
+    assert rc == 0, err
+    assert [r["id"] for r in json.loads(out)["runs"]] == [2, 1]       # that notebook's runs only
+    assert json.loads(out)["total"] == 2
+    rc, out, err = cli("runs", "--dir", folder / "failing_step.ipynb", "--json")
+    assert rc == 0 and [r["id"] for r in json.loads(out)["runs"]] == [3], err
+    rc, out, err = cli("show", 1, "--notebook", nb, "--json")
+    assert rc == 0 and json.loads(out)["id"] == 1, err
+    rc, out, err = cli("compare", 1, 2, "--notebook", nb)
+    assert rc == 0 and "run 1 → run 2" in out, err
+    rc, out, err = cli("compare", 1, 2, 1, "--notebook", nb)
+    assert rc == 0 and out.startswith("runs 1 | 2 | 1"), err
+    rc, out, err = cli("compare", 1, "--notebook", nb)
+    assert (rc, out) == (1, "") and "compare needs at least two runs (got 1)" in err
+    sha = show_json(folder, 1)["steps"][0]["outputs"][0]["sha256"]
+    rc, out, err = cli("trace", sha[:12], "--notebook", nb, "--json")
+    assert rc == 0 and json.loads(out)["producer"]["run_id"] == 1, err
+    rc, out, err = cli("runs")
+    assert rc == 1 and "pass the notebook (--notebook NB) or its folder (--dir DIR)" in err
+    for args in (["runs", tmp_path / "nope.ipynb"], ["show", 1, "--notebook", tmp_path / "nope.ipynb"]):
+        rc, out, err = cli(*args)
+        assert (rc, out) == (1, "") and err == f"error: {tmp_path / 'nope.ipynb'}: no such notebook\n"
+
+
+def test_run_prints_the_analysis_warnings_before_running(notebook_copy):
+    nb = notebook_copy("undefined_name")
+    rc, out, err = cli("run", nb, "-q")
+    assert rc == 1                                          # and then the NameError it warned about
+    assert err.splitlines()[0] == ("warning: [a] cell 1 (id c1), line 1: 'mystery' is not defined anywhere "
+                                   "in the notebook, nor a parameter or builtin")
+    assert "NameError: name 'mystery' is not defined" in out
+
+
+@pytest.fixture(scope="module")
+def metric_runs(module_notebook_copy):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "200")
+        nb = module_notebook_copy("cached_metrics")
+        runs = [cli("run", nb, "-q") for _ in range(2)]
+        assert [rc for rc, _, _ in runs] == [0, 0], runs
+        yield nb, [cli("show", 1, "--notebook", nb), cli("show", 2, "--notebook", nb),
+                   cli("runs", nb, "--metrics"), cli("runs", nb, "--json")]
+
+
+def test_show_prints_each_steps_metrics_rounded(metric_runs):
+    _, (first, second, _, _) = metric_runs
+    for rc, out, err in (first, second):
+        assert rc == 0, err
+        rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ ")
+                and line.split("│")[1].strip()}
+        assert "score 0.6" in rows["train"] and "reported 1.2" in rows["report"]
+        assert "loss 0.3" in out and "0.30000000000000004" not in out
+    assert "cached" in second[1] and "(cache)" not in second[1]       # said once
+
+
+def test_runs_tables_round_floats_and_json_carries_metrics_and_labels(metric_runs):
+    _, (_, _, (rc, table, err), (_, listed, _)) = metric_runs
+    assert rc == 0, err
+    assert "0.30000000000000004" not in table and " 0.3 " in table
+    runs = json.loads(listed)["runs"]
+    assert [r["metrics"] for r in runs] == [{"train.score": 0.6, "train.loss": 0.1 + 0.2,
+                                             "report.reported": 1.2}] * 2
+    assert all(r["name"] is None and r["note"] is None for r in runs)
+
+
 def test_show_of_a_missing_run_is_a_clear_error(history):
     folder = history[0]
     rc, out, err = cli("show", 99, "--dir", folder)
@@ -209,13 +301,22 @@ def test_ctrl_c_cancels_the_run_and_stops_its_kernels(notebook_copy):
     os.killpg(proc.pid, signal.SIGINT)                   # what Ctrl-C in a terminal sends
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    assert "Traceback" not in out
     run = runs_json(nb.parent)[0]
     assert run["status"] == "cancelled"
+    # At once a line saying what happens, none of the kernels' or papermill's noise, then how to go on.
+    after = out[out.index("wait: running"):].splitlines()[1:]
+    assert after == ["stopping kernels…",
+                     f"run {run['id']} cancelled; resume with `same-nb run {nb.name} --resume {run['id']}`"], out
     assert {s["step_name"]: s["status"] for s in show_json(nb.parent, run["id"])["steps"]} == {
         "first": "success", "wait": "cancelled", "last": "cancelled"}
     assert not _alive(kernel)
     assert _gone_within(nb.parent, 5) == []
+
+    (nb.parent / "go.txt").write_text("")                 # the command it printed resumes the run
+    rc, out, err = cli("run", nb, "--resume", run["id"], "-q")
+    assert rc == 0, out + err
+    why = {s["step_name"]: s["status"] for s in show_json(nb.parent, run["id"] + 1)["steps"]}
+    assert why == {"first": "cached", "wait": "success", "last": "success"}
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to find kernel processes")

@@ -19,6 +19,16 @@ SPEC_VARIABLE = "_same_nb_spec"        # papermill injects the run's spec path u
 # papermill injects parameters after the first `parameters` cell and *replaces* an
 # `injected-parameters` cell, so user cells must not carry these tags into a step notebook.
 PAPERMILL_TAGS = frozenset({"parameters", "injected-parameters"})
+GENERATED_TAG = "same-nb-generated"    # cells same-nb wrote, not the user (the runtime marks papermill's too)
+
+
+def _generated(*tags: str, hidden: bool = True) -> dict:
+    """Metadata of a generated cell: tagged, and its input collapsed in JupyterLab, so an executed
+    step notebook reads as the user's cells and their outputs."""
+    meta: dict = {"tags": [*tags, GENERATED_TAG]}
+    if hidden:
+        meta["jupyter"] = {"source_hidden": True}
+    return meta
 
 
 @dataclass
@@ -145,23 +155,23 @@ def step_notebook(pipeline: Pipeline, step: Step) -> dict:
         _cell("markdown", "same-nb-header",
               render("step_header.md.j2", step=step, pipeline_name=pipeline.name, version=__version__,
                      notebook=Path(pipeline.notebook).name,
-                     cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"), {}),
-        _cell("code", "same-nb-parameters", _parameters_source(pipeline, step), {"tags": ["parameters"]}),
+                     cell_numbers=", ".join(str(c.number) for c in step.cells) or "-"),
+              _generated(hidden=False)),
+        _cell("code", "same-nb-parameters", _parameters_source(pipeline, step), _generated("parameters")),
     ]
     # The prelude (Kale's imports/functions cells) runs once, before any step, in a top-to-bottom run: here
     # it runs before the prologue, so the generator state, configuration and inputs that earlier steps
     # left come after it (a seed in an imports cell does not restart every step's draws).
     for c in pipeline.prelude:
         cells.append(_cell("code", c.id, c.source, {"same_nb": {"cell": c.number}}))
-    cells.append(_cell("code", "same-nb-prologue", _prologue(step).rstrip("\n"), {"tags": ["same-nb-prologue"]}))
+    cells.append(_cell("code", "same-nb-prologue", _prologue(step).rstrip("\n"), _generated("same-nb-prologue")))
     for c in step.cells:
         meta: dict = {"same_nb": {"cell": c.number}}
         tags = [t for t in c.tags if t not in PAPERMILL_TAGS]
         if tags:
             meta["tags"] = tags
         cells.append(_cell("code" if c.cell_type == "code" else "markdown", c.id, c.source, meta))
-    cells.append(_cell("code", "same-nb-epilogue", _epilogue(step).rstrip("\n"),
-                       {"tags": ["same-nb-epilogue"]}))
+    cells.append(_cell("code", "same-nb-epilogue", _epilogue(step).rstrip("\n"), _generated("same-nb-epilogue")))
     same = {"pipeline": pipeline.name, "step": step.name, "version": __version__}
     if step.state_writes:       # the channels the step is planned to change: any other change is unplanned
         same["state_writes"] = list(step.state_writes)

@@ -98,6 +98,9 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
     metrics: list[str] = []
     ignored: list[tuple[NotebookCell, str]] = []
     current: StepDraft | None = None
+    # Markdown cells since the last code cell: a heading right before a step's first cell introduces
+    # that step, so they move into it instead of ending the previous one.
+    heading: list[NotebookCell] = []
 
     def err(msg: str, cell: NotebookCell) -> SameError:
         return SameError(msg, path=path, cell=cell.number, cell_id=cell.id)
@@ -127,6 +130,12 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
                           f"{cell.number} (id {cell.id}) both start it; rename one", cell)
             if sum(1 for s in step_tags if s.arg == t.arg) > 1:
                 raise err(f"tag {t.raw!r} appears twice on the cell", cell)
+        introduction: list[NotebookCell] = []
+        if step_tags and cell.cell_type == "code" and heading and "skip" not in meanings:
+            owner = current.cells if current else leading
+            if owner[-len(heading):] == heading:
+                del owner[-len(heading):]
+                introduction = heading
         for t in step_tags:
             # Several step tags: the cell runs in each step (Kale's semantics); the cells after it
             # continue the last one.
@@ -134,6 +143,7 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
             if not steps:
                 current.cells.extend(leading)
                 current.after.extend(leading_after)
+            current.cells.extend(introduction)
             steps.append(current)
             by_name[current.name] = current
         for t in tags:
@@ -146,7 +156,8 @@ def group_cells(nb: LoadedNotebook) -> Grouping:
                 for draft in ([by_name[s.arg] for s in step_tags] or [current]):
                     (draft.after if draft else leading_after).append((t.arg, cell))
         if cell.cell_type == "raw" or "skip" in meanings:
-            continue
+            continue                          # neither part of a heading's run nor the end of one
+        heading = heading + [cell] if cell.cell_type == "markdown" and not step_tags else []
         if cell.cell_type == "code" and "parameters" in meanings:
             if parameters_cell is not None:
                 raise err(f"two parameters cells: cell {parameters_cell.number} and cell {cell.number}; "

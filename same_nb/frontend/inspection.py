@@ -38,12 +38,13 @@ def _manifest_for(pipeline: Pipeline, notebook: Path, manifest_path: str | Path 
 
 
 def inspect_notebook(path: str | Path, manifest_path: str | Path | None = None, *,
-                     learned: list[dict] | None = None) -> Inspection:
-    """``learned``: effects earlier runs observed (``same_nb.store.learned``), applied to the IR."""
+                     learned: list[dict] | None = None, content: bytes | None = None) -> Inspection:
+    """``learned``: effects earlier runs observed (``same_nb.store.learned``), applied to the IR.
+    ``content``: the notebook's bytes from an unsaved editor, analysed as the file at ``path``."""
     from same_nb.frontend.pipeline import build_pipeline
 
     notebook = Path(path)
-    pipeline = build_pipeline(notebook)
+    pipeline = build_pipeline(notebook, content)
     if learned:
         from same_nb.frontend.learned import apply_learned
 

@@ -134,6 +134,12 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
     except (OSError, ValueError) as exc:   # ValueError: a NUL byte in the path
         raise SameError(f"cannot read the notebook: {getattr(exc, 'strerror', None) or exc}",
                         path=str(path)) from None
+    return load_notebook_bytes(path, raw)
+
+
+def load_notebook_bytes(path: str | Path, raw: bytes) -> LoadedNotebook:
+    """A notebook from its file's bytes (an editor's unsaved content), reported as the file at ``path``."""
+    path = Path(path)
     data = _parse_json(path, raw)
     nb = _to_v4(path, data)
     kernel, language = _language(nb)

@@ -15,7 +15,7 @@ from same_nb.frontend.effectplan import finish, patch_analyses, prepare
 from same_nb.frontend.effectscan import scan_cell
 from same_nb.frontend.grouping import group_cells
 from same_nb.frontend.ir import STATE_VARIABLES, Cell, Diagnostic, Edge, Import, Parameter, Pipeline, Step
-from same_nb.frontend.notebook import LoadedNotebook, NotebookCell, load_notebook
+from same_nb.frontend.notebook import LoadedNotebook, NotebookCell, load_notebook, load_notebook_bytes
 from same_nb.frontend.params import parse_parameters
 from same_nb.frontend.tags import step_name_from_stem
 
@@ -46,10 +46,11 @@ def _analyze(cells: list[NotebookCell], diagnostics: list[Diagnostic], owner: di
     return out
 
 
-def build_pipeline(path: str | Path) -> Pipeline:
-    """The IR of one notebook. Structural problems raise SameError; code problems become diagnostics."""
+def build_pipeline(path: str | Path, content: bytes | None = None) -> Pipeline:
+    """The IR of one notebook. Structural problems raise SameError; code problems become diagnostics.
+    ``content``: the notebook's bytes when they are not (yet) the file's, as in an unsaved editor."""
     with _gc_paused():
-        return pipeline_from_notebook(load_notebook(path))
+        return pipeline_from_notebook(load_notebook(path) if content is None else load_notebook_bytes(path, content))
 
 
 @contextmanager

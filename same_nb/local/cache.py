@@ -101,3 +101,31 @@ def explain(info: dict, previous: dict | None, producers: dict[str, str]) -> str
     if info["runtime"] != previous.get("runtime"):
         reasons.append(f"same-nb {previous.get('runtime')} → {info['runtime']}")
     return "; ".join(reasons) if reasons else "cached outputs are missing"
+
+
+# -- whether a cache hit is still good -----------------------------------------------------------
+
+def corrupt_outputs(outputs: list[dict]) -> list[str]:
+    """Names of cached variable outputs whose stored bytes no longer hash to their recorded sha256."""
+    from same_nb.runtime.artifacts import hash_file
+
+    return [o["name"] for o in outputs
+            if o.get("role") in (None, "variable") and o.get("sha256") and o.get("location")
+            and hash_file(Path(o["location"]))[0] != o["sha256"]]
+
+
+def changed_files(records: list[dict], notebook_dir: Path) -> list[str]:
+    """Files (and datasets) a cached step run read whose bytes are different now."""
+    from same_nb.runtime.artifacts import hash_file
+
+    changed = []
+    for rec in records:
+        path = Path(rec["name"])
+        path = path if path.is_absolute() else notebook_dir / path
+        try:
+            current = hash_file(path)[0] if rec["role"] == "file" else rec["sha256"]
+        except OSError:
+            current = None
+        if current != rec["sha256"]:
+            changed.append(rec["name"])
+    return changed

@@ -27,6 +27,7 @@ class StepOutcome:
     stopped: dict | None = None         # the step ended the notebook with sys.exit(0): {cell}
     modules: list[str] | None = None    # third-party modules loaded at its end; None: not observed
     needs: dict[str, list[str]] = field(default_factory=dict)   # output -> import names its value needs
+    compute_s: float | None = None      # the step notebook's cells executing (papermill's per-cell times)
 
     def observation(self, run_id: int) -> dict | None:
         """What this run of the step showed it needs installed (``store/observed.py``), if it got to the end."""
@@ -76,6 +77,22 @@ def _error_details(exc, executed: Path) -> dict:
     return err
 
 
+_NO_MODULE = re.compile(r"No module named '([A-Za-z_][\w]*)'")
+
+
+def with_install_hint(error: dict) -> dict:
+    """A missing top-level module gets the command that installs it: its distribution from the map
+    envs/ keeps (sklearn → scikit-learn), else its own name. A missing submodule of an installed
+    package (``numpy.nope``) is not an installation problem: no hint."""
+    found = _NO_MODULE.search(str((error or {}).get("evalue") or ""))
+    if not found or error.get("ename") not in ("ModuleNotFoundError", "ImportError"):
+        return error
+    from same_nb.envs.requirements import module_map
+
+    module = found.group(1)
+    return {**error, "evalue": f"{error['evalue']} — install it with: pip install {module_map().get(module, module)}"}
+
+
 def _system_exit(executed: Path) -> dict:
     try:
         for c in json.loads(executed.read_text())["cells"]:
@@ -96,6 +113,24 @@ def _running_cell(executed: Path) -> tuple[int | None, str | None]:
     return last.get("metadata", {}).get("same_nb", {}).get("cell"), last.get("id")
 
 
+def _cells_seconds(cells) -> float | None:
+    """The time the cells took to execute, from papermill's per-cell metadata: the step's compute,
+    without the kernel's start, papermill's reading and writing, or the store."""
+    try:
+        times = [c.get("metadata", {}).get("papermill", {}).get("duration") for c in cells]
+    except (AttributeError, TypeError):
+        return None
+    times = [t for t in times if isinstance(t, (int, float))]
+    return round(sum(times), 6) if times else None
+
+
+def _executed_cells(executed: Path) -> list:
+    try:
+        return json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result_path: Path,
                       params: dict, kernel, kernel_name: str, log_path: Path,
                       timeout: float | None = None) -> StepOutcome:
@@ -109,25 +144,29 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
     result_path.unlink(missing_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         try:
-            pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
+            nb = pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
                                 kernel_name=kernel_name, engine_name=notebook_engine.ENGINE, progress_bar=False,
                                 log_output=False, autosave_cell_every=notebook_engine.SAVE_INTERVAL,
                                 stdout_file=log, stderr_file=log, km=kernel.km,
                                 execution_timeout=None if timeout is None else math.ceil(timeout))  # int seconds
         except PapermillExecutionError as exc:
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
-                               error=_error_details(exc, executed))
+                               error=_error_details(exc, executed),
+                               compute_s=_cells_seconds(_executed_cells(executed)))
         except Exception as exc:  # kernel died, timeout, …: report it against the cell that was running
             cell, cell_id = _running_cell(executed)
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
+                               compute_s=_cells_seconds(_executed_cells(executed)),
                                error={"ename": type(exc).__name__, "evalue": str(exc), "cell": cell,
                                       "cell_id": cell_id, "line": None, "where": "kernel", "traceback": ""})
     if not result_path.exists():
         # papermill stops at a cell that raised SystemExit(0) and reports success, as a top-to-bottom
         # run of the notebook ends there: no epilogue ran, so there is no result.
-        return StepOutcome(ok=True, seconds=time.perf_counter() - started, stopped=_system_exit(executed))
+        return StepOutcome(ok=True, seconds=time.perf_counter() - started, stopped=_system_exit(executed),
+                           compute_s=_cells_seconds(nb.cells))
     result = json.loads(result_path.read_text())
     return StepOutcome(ok=True, seconds=time.perf_counter() - started, outputs=result.get("outputs", {}),
+                       compute_s=_cells_seconds(nb.cells),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),
                        metrics=result.get("metrics", []), modules=result.get("modules"),
                        needs=result.get("needs", {}))

@@ -29,6 +29,29 @@ del _i, _u, _o
 """
 
 
+# Process state that decides what an import loads or how it configures itself (`os.environ["MPLBACKEND"]`,
+# `sys.path.append`, `os.chdir`, warnings made errors): a step replaying any of it imports nothing early.
+_IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
+
+
+def warm_modules(pipeline, name: str) -> list[str]:
+    """The step's imports, plus its producers': loading an input (a fitted model, a DataFrame)
+    imports the libraries that made it."""
+    step = pipeline.step(name)
+    imports = list(step.imports) + list(step.replay_imports)
+    for producer in {i.producer for i in step.variable_inputs}:
+        imports += pipeline.step(producer).imports + pipeline.step(producer).replay_imports
+    mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
+    if any(r.channel in _IMPORT_CONTEXT for r in step.replay):
+        mods = []          # replayed before the step's imports: they may change what an import finds or does
+    extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
+    if step.variable_inputs:
+        extra.append("cloudpickle")
+        if any(m.split(".")[0] == "pandas" for m in mods):
+            extra += ["pyarrow", "pyarrow.feather"]      # DataFrames arrive as Arrow files
+    return mods + extra
+
+
 @dataclass
 class WarmKernel:
     step: str

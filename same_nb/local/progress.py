@@ -4,14 +4,39 @@ from __future__ import annotations
 import sys
 import time
 
+from same_nb.text import number_text  # noqa: F401  (re-exported for the tables here and report)
+
+STOPPING = "stopping kernels…"
 ICONS = {"pending": "·", "running": "▶", "success": "✔", "cached": "⚡", "failed": "✘", "skipped": "↷",
          "cancelled": "■"}
 
 
+def seconds_text(value: float) -> str:
+    """Seconds to about three significant digits, trailing zeros dropped: 0.412 s, 6.8 s, 42.1 s, 312 s."""
+    decimals = 3 if value < 1 else 2 if value < 10 else 1 if value < 100 else 0
+    text = f"{value:.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + " s"
+
+
+def step_time_text(duration_s: float | None, compute_s: float | None = None,
+                   kernel_wait_s: float | None = None) -> str:
+    """A step run's time as every view shows it: its compute, and the wait for its kernel beside it
+    ("0.41 s (+ 6.8 s kernel)"); only the wall time when the compute was not measured (a cache hit)."""
+    if compute_s is None:
+        return seconds_text(duration_s) if duration_s is not None else "-"
+    text = seconds_text(compute_s)
+    if kernel_wait_s is not None and kernel_wait_s >= 0.05:
+        text += f" (+ {seconds_text(kernel_wait_s)} kernel)"
+    return text
+
+
 def _elapsed(st) -> str:
     if st.status == "running" and st.started_at:
-        return f"{time.time() - st.started_at:.1f}s"
-    return f"{st.seconds:.1f}s" if st.seconds else ""
+        waiting = "" if st.kernel_wait_s is not None else ", waiting for its kernel"
+        return f"{time.time() - st.started_at:.1f} s{waiting}"
+    if st.status in ("success", "failed"):
+        return step_time_text(st.seconds, st.compute_s, st.kernel_wait_s)
+    return ""
 
 
 class PlainProgress:
@@ -31,6 +56,10 @@ class PlainProgress:
 
     def tick(self, states) -> None:
         pass
+
+    def stopping(self) -> None:
+        """Ctrl-C: say at once that the run is stopping (shutting kernels down takes a moment)."""
+        print(STOPPING, file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         pass
@@ -72,7 +101,13 @@ class LiveProgress:
     def tick(self, states) -> None:
         self.live.update(self._table())
 
+    def stopping(self) -> None:
+        self.stop()
+        print(STOPPING, file=sys.stderr, flush=True)
+
     def stop(self) -> None:
+        if not self.live.is_started:
+            return
         self.live.update(self._table())
         self.live.stop()
 
@@ -96,7 +131,8 @@ def print_summary(result, stream=None) -> None:
     out = stream or sys.stdout
     rows = [("step", "status", "time", "why")]
     for name, st in result.states.items():
-        rows.append((name, st.status, f"{st.seconds:.2f}s" if st.seconds else "-", st.reason or "-"))
+        shown = st.seconds if st.status in ("success", "failed", "cached") else None
+        rows.append((name, st.status, step_time_text(shown, st.compute_s, st.kernel_wait_s), st.reason or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}", file=out)

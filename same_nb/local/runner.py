@@ -13,10 +13,20 @@ from pathlib import Path
 
 from same_nb.frontend.dag import topological_order
 from same_nb.frontend.ir import Pipeline, Step
-from same_nb.local.cache import cache_info, cache_key, explain, packages_info
+from same_nb.local.cache import cache_info, cache_key, changed_files, corrupt_outputs, explain, packages_info
 
 DONE = ("success", "cached")
 FINAL = ("success", "cached", "failed", "skipped", "cancelled")
+# Loggers that report the kernels a cancelled run shuts down ("Kernel died while waiting for execute reply").
+_KERNEL_LOGGERS = ("traitlets", "papermill", "nbclient", "jupyter_client")
+
+
+class RunCancelled(KeyboardInterrupt):
+    """Ctrl-C (or the server's cancel) stopped run ``run_id``; its kernels are shut down."""
+
+    def __init__(self, run_id: int):
+        super().__init__(run_id)
+        self.run_id = run_id
 
 
 @dataclass
@@ -43,8 +53,10 @@ class StepState:
     name: str
     status: str = "pending"
     reason: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0                  # wall time, as the store's duration_s
     started_at: float | None = None
+    kernel_wait_s: float | None = None    # of it, waiting for the step's kernel to start and warm up
+    compute_s: float | None = None        # of it, the step notebook's cells executing
     cache_hit: bool = False
     outputs: dict[str, dict] = field(default_factory=dict)
     inputs: list[dict] = field(default_factory=list)
@@ -56,11 +68,6 @@ class StepState:
     metrics: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)      # cache key components
     key: str = ""
-
-# Process state that decides what an import loads or how it configures itself (`os.environ["MPLBACKEND"]`,
-# `sys.path.append`, `os.chdir`, warnings made errors): a step replaying any of it imports nothing early.
-_IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
-
 
 class Runner:
     def __init__(self, req: RunRequest, store, run_id: int, run_dir: Path, progress):
@@ -95,16 +102,23 @@ class Runner:
             self.states[name].step_run_id = sid
         self.progress.start(self.order, self.states)
         executor = ThreadPoolExecutor(max_workers=max(1, self.req.jobs), thread_name_prefix="same-nb-step")
+        silenced: list = []
         try:
             self._loop(executor)
         except KeyboardInterrupt:
+            stopping = getattr(self.progress, "stopping", None)
+            if stopping is not None:
+                stopping()
+            silenced = _silence(_KERNEL_LOGGERS)
             self._cancel()
             self.observed.clear()       # a cancelled run stops now; the next run records what steps load
-            raise
+            raise RunCancelled(self.run_id) from None
         finally:
             if self.pool is not None:
                 self.pool.close()
             executor.shutdown(wait=True, cancel_futures=True)
+            for logger, disabled in silenced:
+                logger.disabled = disabled
             if self.learned:
                 from same_nb.store.learned import record_learned
 
@@ -180,6 +194,7 @@ class Runner:
 
     def _try_cache(self, name: str) -> bool:
         st = self.states[name]
+        looked_up = time.time()
         self._prepare_key(name)
         reused = self.req.reuse.get(name)
         hit, files = None, []
@@ -190,7 +205,7 @@ class Runner:
             reason = f"reused from run {hit['run_id']}" if hit else ""
             # The files it read count as inputs: the cached record keeps them for the next lookup.
             files = self.store.step_file_inputs(hit["step_run_id"]) if hit else []
-            changed = self._changed_files(files)
+            changed = changed_files(files, self.req.notebook.parent)
             if changed:
                 st.reason = f"file {changed[0]} changed since run {hit['run_id']}"
                 return False
@@ -199,7 +214,7 @@ class Runner:
             if lacking:    # e.g. that run stopped at sys.exit(0) before saving
                 st.reason = f"the cached run {hit['run_id']} did not save {lacking[0]}"
                 return False
-            corrupt = self._corrupt_outputs(hit["outputs"]) if hit else []
+            corrupt = corrupt_outputs(hit["outputs"]) if hit else []
             if corrupt:  # a miss: re-running the producer rewrites the artifact under its hash
                 st.reason = f"cached output {corrupt[0]} is corrupt (hash differs)"
                 return False
@@ -219,38 +234,15 @@ class Runner:
                       for o in hit["outputs"] if o.get("role") in (None, "variable")}
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=reason,
                               code_sha256=st.info["code"])
+        st.seconds = time.time() - looked_up
         self.store.finish_step(st.step_run_id, status="cached", inputs=st.inputs + files,
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()],
-                               executed_notebook=None, log_path=None, cache_hit=True)
+                               executed_notebook=None, log_path=None, cache_hit=True,
+                               metrics_from=hit.get("step_run_id"), duration_s=st.seconds)
         if self.pool is not None:
             self.pool.discard(name)
         self.progress.update(name, st)
         return True
-
-    @staticmethod
-    def _corrupt_outputs(outputs: list[dict]) -> list[str]:
-        """Names of cached variable outputs whose stored bytes no longer hash to their recorded sha256."""
-        from same_nb.runtime.artifacts import hash_file
-
-        return [o["name"] for o in outputs
-                if o.get("role") in (None, "variable") and o.get("sha256") and o.get("location")
-                and hash_file(Path(o["location"]))[0] != o["sha256"]]
-
-    def _changed_files(self, records: list[dict]) -> list[str]:
-        """Files (and datasets) a cached step run read whose bytes are different now."""
-        from same_nb.runtime.artifacts import hash_file
-
-        changed = []
-        for rec in records:
-            path = Path(rec["name"])
-            path = path if path.is_absolute() else self.req.notebook.parent / path
-            try:
-                current = hash_file(path)[0] if rec["role"] == "file" else rec["sha256"]
-            except OSError:
-                current = None
-            if current != rec["sha256"]:
-                changed.append(rec["name"])
-        return changed
 
     def _emit(self, name: str, event: str) -> None:
         if self.req.openlineage:
@@ -263,12 +255,12 @@ class Runner:
     # -- execution ------------------------------------------------------------------------------
     def _kernel_pool(self):
         if self.pool is None:
-            from same_nb.local.kernels import KernelPool
+            from same_nb.local.kernels import KernelPool, warm_modules
 
             self.pool = KernelPool(
                 kernel_name=self.p.kernel, cwd=str(self.req.notebook.parent.resolve()),
                 env_for=lambda s: {"PYTHONHASHSEED": "0", **self.req.env, **self.req.step_env.get(s, {})},
-                modules_for=self._warm_modules, limit=self.req.jobs + 2,
+                modules_for=lambda step: warm_modules(self.p, step), limit=self.req.jobs + 2,
                 extra_path=[self.req.runtime_path] if self.req.runtime_path else None,
                 python_for=self.req.pythons.get, log_for=self._kernel_log)
             if self.req.spare_kernel is not None:
@@ -281,23 +273,6 @@ class Runner:
         path = self.run_dir / "steps" / name / "kernel.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return str(path)
-
-    def _warm_modules(self, name: str) -> list[str]:
-        """The step's imports, plus its producers': loading an input (a fitted model, a DataFrame)
-        imports the libraries that made it."""
-        step = self.p.step(name)
-        imports = list(step.imports) + list(step.replay_imports)
-        for producer in {i.producer for i in step.variable_inputs}:
-            imports += self.p.step(producer).imports + self.p.step(producer).replay_imports
-        mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
-        if any(r.channel in _IMPORT_CONTEXT for r in step.replay):
-            mods = []          # replayed before the step's imports: they may change what an import finds or does
-        extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
-        if step.variable_inputs:
-            extra.append("cloudpickle")
-            if any(m.split(".")[0] == "pandas" for m in mods):
-                extra += ["pyarrow", "pyarrow.feather"]      # DataFrames arrive as Arrow files
-        return mods + extra
 
     def _execute(self, name: str):
         from same_nb.local.execute import run_step_notebook, write_spec
@@ -316,7 +291,9 @@ class Runner:
         self.store.start_step(st.step_run_id, cache_key=st.key, cache_info=st.info, reason=st.reason,
                               code_sha256=st.info["code"])
         self._emit(name, "START")
+        waited = time.perf_counter()
         kernel = self._kernel_pool().take(name)
+        st.kernel_wait_s = time.perf_counter() - waited
         self.kernels[name] = kernel
         try:
             params = {k: self.req.params[k] for k in step.params}
@@ -375,6 +352,8 @@ class Runner:
         return problem
 
     def _finish(self, name: str, fut: Future) -> None:
+        from same_nb.local.execute import with_install_hint
+
         st = self.states[name]
         try:
             outcome = fut.result()
@@ -383,7 +362,9 @@ class Runner:
             outcome = StepOutcome(ok=False, seconds=time.time() - (st.started_at or time.time()),
                                   error={"ename": type(exc).__name__, "evalue": str(exc), "where": "runner",
                                          "cell": None, "cell_id": None, "line": None, "traceback": ""})
-        st.seconds = outcome.seconds
+        # One wall time for the live table, the summary and the store: from the step's start, kernel wait included.
+        st.seconds = time.time() - (st.started_at or time.time())
+        st.compute_s = outcome.compute_s
         st.warnings = outcome.warnings
         st.metrics = [{**m, "logged_at": datetime.fromtimestamp(m["logged_at"], timezone.utc)}
                       for m in outcome.metrics]
@@ -399,7 +380,8 @@ class Runner:
             for rec in st.outputs.values():
                 rec.setdefault("location", str(self.artifacts.resolve() / rec["sha256"][:2] / rec["sha256"]))
         else:
-            st.status, st.error = "failed", outcome.error
+            # `verify` runs steps against their locks, where the fix is the lock: only runs get the pip hint.
+            st.status, st.error = "failed", with_install_hint(outcome.error)
             self._learn_from(name, self.run_dir / "steps" / name / "result.json")
             if (st.error or {}).get("ename") == "MissingOutputError":
                 from same_nb.local.missing import explain_missing, missing_names
@@ -422,7 +404,8 @@ class Runner:
                                outputs=[{**v, "name": k, "role": "variable"} for k, v in st.outputs.items()]
                                + files_out,
                                executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
-                               metrics=st.metrics)
+                               metrics=st.metrics, duration_s=st.seconds, kernel_wait_s=st.kernel_wait_s,
+                               compute_s=st.compute_s)
         self._emit(name, "COMPLETE" if st.status == "success" else "FAIL")
         self.progress.update(name, st)
 
@@ -447,6 +430,18 @@ class Runner:
             self.states[n].status = "cancelled"
         if names:
             self.store.mark_steps(self.run_id, names, "cancelled")
+
+
+def _silence(names: tuple[str, ...]) -> list:
+    """Disable these loggers; returns what to restore."""
+    import logging
+
+    saved = []
+    for name in names:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.disabled))
+        logger.disabled = True
+    return saved
 
 
 def _ancestors(order: list[str], upstream: dict[str, list[str]]) -> dict[str, set[str]]:

@@ -21,6 +21,7 @@ import time
 SAVE_INTERVAL = 1.0         # seconds between two writes of the executed notebook while it runs
 SAVE_SHARE = 10             # ... and at least this many times the last write's duration
 ENGINE = "same-nb"          # the papermill engine name
+GENERATED_TAG = "same-nb-generated"     # as bundle/writer.py marks the cells it writes
 _ENGINE_LOCK = threading.Lock()
 
 
@@ -68,6 +69,15 @@ def _write_atomically(text: str, path: str) -> None:
         except OSError:
             pass
         raise
+
+
+def mark_injected(nb) -> None:
+    """papermill's injected-parameters cell is generated like the bundle's own: tag it and collapse its input."""
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and GENERATED_TAG not in tags:
+            cell.metadata["tags"] = [*tags, GENERATED_TAG]
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
 
 
 def register():
@@ -118,6 +128,7 @@ def _throttled_engine(base_engine, base_manager):
         @classmethod
         def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
                              autosave_cell_every=30, **kwargs):
+            mark_injected(nb)
             nb_man = cls.manager_class(nb, output_path=output_path, progress_bar=progress_bar,
                                       log_output=log_output, autosave_cell_every=autosave_cell_every)
             nb_man.notebook_start()

@@ -6,29 +6,50 @@ SQLAlchemy Core over SQLite (``<notebook_dir>/.same/same.db``) or any URL in ``S
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import re
 import socket
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from same_nb.errors import SameError
+from same_nb.store.host import git_commit, pid_alive, process_started, user
+from same_nb.store.reads import (  # noqa: F401  (re-exported: callers import them from here)
+    MAX_RUN_ID,
+    RESUMABLE_STEP_STATUSES,
+    RunReads,
+    folder_prefix,
+    valid_run_id,
+)
+from same_nb.store.reads import utc_now as _now
 from same_nb.store.schema import (
+    RUN_NAME_MAX,
+    RUN_NOTE_MAX,
     RUN_STATUSES,
     STEP_STATUSES,
+    BigId,
     artifact_row,
     artifacts,
     as_str,
@@ -46,13 +67,10 @@ from same_nb.store.schema import metrics as metrics_table
 DB_ENV = "SAME_NB_DB"
 TARGETS = ("local", "kubeflow")
 ACTIVE = ("pending", "running")
-RESUMABLE_STEP_STATUSES = ("failed", "skipped", "cancelled", "interrupted", "pending")
-_CACHEABLE = ("success", "cached")
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 _PG_CREATE_LOCK = 0x5A3E_0001  # advisory lock id serializing migrations across processes
-SCHEMA_REVISION = "0002"       # the newest revision in same_nb/migrations/versions
-_HAS_PROC = Path("/proc/self/stat").exists()
-MAX_RUN_ID = 2**63 - 1         # the largest id SQLite and PostgreSQL (bigint) can hold
+SCHEMA_REVISION = "0003"       # the newest revision in same_nb/migrations/versions
+UNSET: Any = object()          # "leave this field as it is" (None clears it)
 
 
 def mask_url(url: str) -> str:
@@ -79,7 +97,7 @@ def open_store(url: str | None = None, notebook_dir: Path | None = None) -> Stor
     return store
 
 
-class Store:
+class Store(RunReads):
     """All reads and writes of run records. Open it with :func:`open_store`."""
 
     def __init__(self, url: str):
@@ -162,9 +180,9 @@ class Store:
         now, pid = _now(), os.getpid()
         row = dict(notebook_path=str(notebook), notebook_sha256=notebook_sha256,
                    pipeline_name=pipeline_name, params=params, target=target, status="running",
-                   created_at=now, started_at=now, git_commit=_git_commit(notebook.parent),
-                   user=_user(), host=socket.gethostname(), pid=pid,
-                   pid_started=_process_started(pid))
+                   created_at=now, started_at=now, git_commit=git_commit(notebook.parent),
+                   user=user(), host=socket.gethostname(), pid=pid,
+                   pid_started=process_started(pid))
         source = _notebook_bytes(notebook, notebook_sha256)
         with self._tx(write=True) as conn:
             run_id = conn.execute(insert(runs).values(row)).inserted_primary_key[0]
@@ -217,8 +235,16 @@ class Store:
     def finish_step(self, step_run_id: int, *, status: str, inputs: list[dict], outputs: list[dict],
                     executed_notebook: str | Path | None, log_path: str | Path | None,
                     error: dict | None = None, cache_hit: bool = False,
-                    metrics: Iterable[dict] = ()) -> None:
-        """Record a step's end, its artifacts, lineage edges and metrics in ONE transaction."""
+                    metrics: Iterable[dict] = (), metrics_from: int | None = None,
+                    duration_s: float | None = None, kernel_wait_s: float | None = None,
+                    compute_s: float | None = None) -> None:
+        """Record a step's end, its artifacts, lineage edges and metrics in ONE transaction.
+
+        ``duration_s``: the wall time as the caller measured (and showed) it; by default, since
+        :meth:`start_step`. ``kernel_wait_s`` and ``compute_s`` are parts of it.
+
+        ``metrics_from``: the step run a cache hit reused; its metrics are copied, so the new
+        step run shows, compares and exports them like the run that computed them."""
         check_choice("step status", status, STEP_STATUSES)
         check_json(f"error of step run {step_run_id}", error)
         edges = ([edge_row(step_run_id, "in", r) for r in inputs]
@@ -230,17 +256,46 @@ class Store:
             started = conn.execute(select(step_runs.c.started_at)
                                    .where(step_runs.c.id == step_run_id)).first()
             _require(started, f"no step run {step_run_id}")
-            duration = (now - started[0]).total_seconds() if started[0] else None
+            duration = duration_s
+            if duration is None and started[0]:
+                duration = (now - started[0]).total_seconds()
             conn.execute(update(step_runs).where(step_runs.c.id == step_run_id).values(
                 status=status, finished_at=now, duration_s=duration, cache_hit=cache_hit,
                 executed_notebook=as_str(executed_notebook), log_path=as_str(log_path),
-                error=error))
+                error=error, kernel_wait_s=kernel_wait_s, compute_s=compute_s))
             if arts:
                 conn.execute(_insert_ignore(conn, artifacts), list(arts.values()))
             if edges:
                 conn.execute(insert(step_run_artifacts), edges)
             if metric_rows:
                 conn.execute(insert(metrics_table), metric_rows)
+            if metrics_from is not None:
+                m = metrics_table.c
+                conn.execute(insert(metrics_table).from_select(
+                    ["step_run_id", "name", "value", "step", "logged_at"],
+                    select(literal(step_run_id, BigId), m.name, m.value, m.step, m.logged_at)
+                    .where(m.step_run_id == metrics_from).order_by(m.id)))
+
+    def label_run(self, run_id: int, *, name: Any = UNSET, note: Any = UNSET) -> dict:
+        """Set a run's label and/or note (None clears one, an omitted one stays); the updated run."""
+        values = {k: v for k, v in (("name", name), ("note", note)) if v is not UNSET}
+        for field, limit in (("name", RUN_NAME_MAX), ("note", RUN_NOTE_MAX)):
+            value = values.get(field)
+            if value is not None and not isinstance(value, str):
+                raise SameError(f"run {run_id}: the {field} must be text or null, "
+                                f"not {type(value).__name__}")
+            if value is not None and len(value) > limit:
+                raise SameError(f"run {run_id}: the {field} is {len(value)} characters long; "
+                                f"the limit is {limit}")
+        if not valid_run_id(run_id):
+            raise SameError(f"no run {run_id}")
+        if values:
+            with self._tx(write=True) as conn:
+                _require(conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+                         .rowcount, f"no run {run_id}")
+        run = self.get_run(run_id)
+        _require(run, f"no run {run_id}")
+        return run
 
     def mark_steps(self, run_id: int, names: Iterable[str], status: str) -> None:
         """Set the status of some steps of a run (e.g. skipped after a failed upstream)."""
@@ -274,7 +329,7 @@ class Store:
                 runs.c.status.in_(ACTIVE), runs.c.host == host,
                 runs.c.remote_id.is_(None))).all()     # a remote run outlives its submitting process
         dead = [run_id for run_id, pid, started in active
-                if pid is not None and not _pid_alive(pid, started)]
+                if pid is not None and not pid_alive(pid, started)]
         if not dead:
             return []
         now = _now()
@@ -288,139 +343,12 @@ class Store:
                 status="interrupted", finished_at=now))
         return dead
 
-    # -- reads -------------------------------------------------------------------------------
-
-    def list_runs(self, limit: int = 50, offset: int = 0, notebook_path: str | Path | None = None,
-                  folder: str | Path | None = None) -> list[dict]:
-        """Runs newest first, each with ``step_counts`` ({status: n}) and ``duration_s``; only the
-        runs of one notebook, or of the notebooks directly in ``folder`` (a store shared by several
-        folders, or by several Jupyter servers, holds others)."""
-        if limit < 0 or offset < 0:
-            raise SameError(f"invalid page: limit {limit}, offset {offset} must be >= 0")
-        query = _scoped(select(runs), notebook_path, folder).order_by(runs.c.id.desc()).limit(limit).offset(offset)
-        with self._tx(write=False) as conn:
-            rows = [_run_dict(r) for r in conn.execute(query).mappings()]
-            counts = conn.execute(
-                select(step_runs.c.run_id, step_runs.c.status, func.count())
-                .where(step_runs.c.run_id.in_([r["id"] for r in rows]))
-                .group_by(step_runs.c.run_id, step_runs.c.status)).all()
-        by_id = {r["id"]: r for r in rows}
-        for run_id, status, n in counts:
-            by_id[run_id]["step_counts"][status] = n
-        return rows
-
-    def count_runs(self, notebook_path: str | Path | None = None, folder: str | Path | None = None) -> int:
-        query = _scoped(select(func.count()).select_from(runs), notebook_path, folder)
-        with self._tx(write=False) as conn:
-            return conn.execute(query).scalar_one()
-
-    def get_run(self, run_id: int) -> dict | None:
-        """One run with ``step_counts`` and ``steps`` (each with inputs, outputs and metrics); None
-        when there is no such run (an id no database column can hold included)."""
-        if not valid_run_id(run_id):
-            return None
-        with self._tx(write=False) as conn:
-            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
-            if row is None:
-                return None
-            steps = [dict(s) | {"inputs": [], "outputs": [], "metrics": []} for s in conn.execute(
-                select(step_runs).where(step_runs.c.run_id == run_id).order_by(step_runs.c.id)
-            ).mappings()]
-            edges = conn.execute(_edges_query().join(
-                step_runs, step_runs.c.id == step_run_artifacts.c.step_run_id).where(
-                step_runs.c.run_id == run_id)).mappings().all()
-            metric_rows = conn.execute(select(metrics_table).join(step_runs).where(
-                step_runs.c.run_id == run_id).order_by(metrics_table.c.id)).mappings().all()
-        by_id = {s["id"]: s for s in steps}
-        for e in edges:
-            key = "inputs" if e["direction"] == "in" else "outputs"
-            by_id[e["step_run_id"]][key].append(_artifact_record(e))
-        for m in metric_rows:
-            by_id[m["step_run_id"]]["metrics"].append(
-                {k: m[k] for k in ("name", "value", "step", "logged_at")})
-        run = _run_dict(row)
-        run["steps"] = steps
-        for s in steps:
-            run["step_counts"][s["status"]] = run["step_counts"].get(s["status"], 0) + 1
-        return run
-
-    def run_metrics(self, run_ids: Iterable[int]) -> list[dict]:
-        """Every metric of the given runs: {run_id, step_name, name, value, step, logged_at}."""
-        m = metrics_table.c
-        query = (select(step_runs.c.run_id, step_runs.c.step_name, m.name, m.value, m.step,
-                        m.logged_at)
-                 .join(step_runs).where(step_runs.c.run_id.in_(list(run_ids)))
-                 .order_by(step_runs.c.run_id, m.id))
-        with self._tx(write=False) as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def find_cached(self, cache_key: str) -> dict | None:
-        """The newest successful step run with this key whose output files all still exist."""
-        with self._tx(write=False) as conn:  # a bounded scan: older hits are rarely still on disk
-            candidates = conn.execute(
-                select(step_runs.c.id, step_runs.c.run_id)
-                .where(step_runs.c.cache_key == cache_key, step_runs.c.status.in_(_CACHEABLE))
-                .order_by(step_runs.c.finished_at.desc(), step_runs.c.id.desc()).limit(20)).all()
-            edges = conn.execute(_edges_query().where(
-                step_run_artifacts.c.step_run_id.in_([c.id for c in candidates]),
-                step_run_artifacts.c.direction == "out")).mappings().all()
-        for step_run_id, run_id in candidates:
-            outputs = [_artifact_record(e) for e in edges if e["step_run_id"] == step_run_id]
-            if all(o["location"] and Path(o["location"]).exists() for o in outputs):
-                return {"step_run_id": step_run_id, "run_id": run_id, "outputs": outputs}
-        return None
-
-    def step_file_inputs(self, step_run_id: int) -> list[dict]:
-        """The files and datasets a step run read: a cache hit is valid only if they are unchanged."""
-        with self._tx(write=False) as conn:
-            edges = conn.execute(_edges_query().where(
-                step_run_artifacts.c.step_run_id == step_run_id, step_run_artifacts.c.direction == "in",
-                step_run_artifacts.c.role.in_(("file", "dataset")))).mappings().all()
-        return [_artifact_record(e) for e in edges]
-
-    def last_step_run(self, notebook_path: str | Path, step_name: str) -> dict | None:
-        """The latest started-and-finished run of this step of this notebook (with cache_info)."""
-        query = (select(step_runs).join(runs)
-                 .where(runs.c.notebook_path == str(Path(notebook_path).resolve()),
-                        step_runs.c.step_name == step_name, step_runs.c.started_at.is_not(None),
-                        step_runs.c.finished_at.is_not(None))
-                 .order_by(step_runs.c.finished_at.desc(), step_runs.c.id.desc()).limit(1))
-        with self._tx(write=False) as conn:
-            row = conn.execute(query).mappings().first()
-        return dict(row) if row else None
-
-    def steps_to_resume(self, run_id: int) -> list[str]:
-        """Names of the run's steps that did not succeed (failed, skipped, ..., pending)."""
-        with self._tx(write=False) as conn:
-            return list(conn.execute(
-                select(step_runs.c.step_name).where(
-                    step_runs.c.run_id == run_id,
-                    step_runs.c.status.in_(RESUMABLE_STEP_STATUSES)).order_by(step_runs.c.id)
-            ).scalars())
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
-def valid_run_id(run_id: Any) -> bool:
-    """Whether ``run_id`` is an int a run could have (1 ≤ id ≤ 2**63 - 1); larger ones overflow SQLite."""
-    return isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id <= MAX_RUN_ID
 
 
-def folder_prefix(folder: str | Path) -> str:
-    """The resolved ``folder`` with a trailing separator: what its notebooks' recorded paths start with."""
-    return str(Path(folder).resolve()).rstrip(os.sep) + os.sep
 
 
-def _scoped(query: Any, notebook_path: str | Path | None, folder: str | Path | None) -> Any:
-    if notebook_path is not None:
-        query = query.where(runs.c.notebook_path == str(Path(notebook_path).resolve()))
-    if folder is not None:
-        # Exact prefix comparison, not LIKE: SQLite's LIKE ignores case, and '_' and '%' match more.
-        prefix = folder_prefix(folder)
-        path = runs.c.notebook_path
-        query = query.where(func.substr(path, 1, len(prefix)) == prefix,
-                            ~func.substr(path, len(prefix) + 1).contains(os.sep, autoescape=True))
-    return query
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -453,25 +381,10 @@ def _insert_ignore(conn: Connection, table: Any) -> Any:
     return insert_fn(table).on_conflict_do_nothing()
 
 
-def _edges_query() -> Any:
-    return select(step_run_artifacts, artifacts.c.kind, artifacts.c.type, artifacts.c.size,
-                  artifacts.c.location).join(artifacts).order_by(step_run_artifacts.c.name)
 
 
-def _artifact_record(edge: Any) -> dict:
-    return {"name": edge["name"], "sha256": edge["artifact_sha256"], "kind": edge["kind"],
-            "type": edge["type"], "size": edge["size"], "location": edge["location"],
-            "role": edge["role"]}
 
 
-def _run_dict(row: Any) -> dict:
-    run = dict(row)
-    if run["started_at"] is None:
-        run["duration_s"] = None
-    else:
-        run["duration_s"] = ((run["finished_at"] or _now()) - run["started_at"]).total_seconds()
-    run["step_counts"] = {}
-    return run
 
 
 def _notebook_bytes(notebook: Path, sha256: str) -> bytes | None:
@@ -486,56 +399,3 @@ def _notebook_bytes(notebook: Path, sha256: str) -> bytes | None:
 def _require(found: Any, message: str) -> None:
     if not found:
         raise SameError(message)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return None
-
-
-def _git_commit(directory: Path) -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
-                              text=True, timeout=2, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state first), or None without /proc or such process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2:].split()
-
-
-def _process_started(pid: int) -> int | None:
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def _pid_alive(pid: int, started: int | None) -> bool:
-    """Whether ``pid`` is still the live process that started at ``started`` (clock ticks)."""
-    if os.name == "nt":
-        return True  # signal 0 would be CTRL_C_EVENT on Windows: never probe there
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    fields = _proc_stat(pid)
-    if fields is None:
-        return not _HAS_PROC
-    if fields[0] == "Z":
-        return False
-    return started is None or int(fields[19]) == started

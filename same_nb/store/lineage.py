@@ -16,6 +16,7 @@ from sqlalchemy import Connection, literal, select
 
 from same_nb.errors import SameError
 from same_nb.store.schema import artifacts, runs, step_run_artifacts, step_runs
+from same_nb.text import number_text
 
 _SHA_PREFIX = re.compile(r"[0-9a-f]{8,64}")
 _RUN_STEP_VAR = re.compile(r"(\d+):([^:]+):(.+)")
@@ -265,37 +266,38 @@ def render_dot(tree: dict) -> str:
     return "\n".join(dict.fromkeys(lines)) + "\n"
 
 
-# -- compare two runs -----------------------------------------------------------------------------
+# -- compare runs ---------------------------------------------------------------------------------
 
-def compare(store: Any, run_a: int, run_b: int) -> dict:
-    """What differs between two runs: parameters, per step the code (per-cell hashes), package
-    versions, input data and output hashes, status, and every metric (with both values)."""
-    a, b = store.get_run(run_a), store.get_run(run_b)
-    for run_id, run in ((run_a, a), (run_b, b)):
+def compare(store: Any, *run_ids: int) -> dict:
+    """What differs between two or more runs: parameters, per step the code (per-cell hashes), package
+    versions, input data and output hashes, status, and every metric. Every list holds one value per
+    run, in ``run_ids`` order; a key is shown when its values are not all equal (metrics: always)."""
+    if len(run_ids) < 2:
+        raise SameError(f"compare needs at least two runs (got {len(run_ids)})")
+    found = [store.get_run(run_id) for run_id in run_ids]
+    for run_id, run in zip(run_ids, found):
         if run is None:
             raise SameError(f"there is no run {run_id}")
-    steps_a = {s["step_name"]: s for s in a["steps"]}
-    steps_b = {s["step_name"]: s for s in b["steps"]}
+    steps_of = [{s["step_name"]: s for s in run["steps"]} for run in found]
     packages: dict[str, list] = {}
     steps: dict[str, dict] = {}
-    for name in list(dict.fromkeys([*steps_a, *steps_b])):
-        sa, sb = steps_a.get(name, {}), steps_b.get(name, {})
-        ia, ib = sa.get("cache_info") or {}, sb.get("cache_info") or {}
-        for dist, pair in _diff(ia.get("packages", {}), ib.get("packages", {})).items():
-            packages.setdefault(dist, pair)
+    for name in dict.fromkeys(n for by_name in steps_of for n in by_name):
+        each = [by_name.get(name, {}) for by_name in steps_of]
+        infos = [s.get("cache_info") or {} for s in each]
+        for dist, values in _diff(*[i.get("packages", {}) for i in infos]).items():
+            packages.setdefault(dist, values)
         steps[name] = {
-            "status": [sa.get("status"), sb.get("status")],
-            "code": _diff(ia.get("cells", {}), ib.get("cells", {})),
-            "inputs": _diff(_hashes(sa, "inputs"), _hashes(sb, "inputs")),
-            "outputs": _diff(_hashes(sa, "outputs"), _hashes(sb, "outputs")),
-            "metrics": {k: list(v) for k, v in _pairs(_metric_values(sa), _metric_values(sb))},
+            "status": [s.get("status") for s in each],
+            "code": _diff(*[i.get("cells", {}) for i in infos]),
+            "inputs": _diff(*[_hashes(s, "inputs") for s in each]),
+            "outputs": _diff(*[_hashes(s, "outputs") for s in each]),
+            "metrics": {k: list(v) for k, v in _pairs(*[_metric_values(s) for s in each])},
         }
-    params = _diff(a["params"], b["params"])
+    params = _diff(*[run["params"] for run in found])
     differs = bool(params or packages or any(
-        s["code"] or s["inputs"] or s["outputs"] or s["status"][0] != s["status"][1]
-        for s in steps.values()))
-    return {"runs": [run_a, run_b], "notebook": [a["notebook_path"], b["notebook_path"]],
-            "notebook_sha256": [a["notebook_sha256"], b["notebook_sha256"]],
+        s["code"] or s["inputs"] or s["outputs"] or not _same(s["status"]) for s in steps.values()))
+    return {"runs": list(run_ids), "notebook": [run["notebook_path"] for run in found],
+            "notebook_sha256": [run["notebook_sha256"] for run in found],
             "params": params, "packages": packages, "steps": steps, "identical": not differs}
 
 
@@ -308,32 +310,49 @@ def _metric_values(step: dict) -> dict[str, float]:
     return {m["name"]: m["value"] for m in step.get("metrics", [])}  # the last logged value wins
 
 
-def _pairs(a: dict, b: dict):
-    for key in dict.fromkeys([*a, *b]):
-        yield key, (a.get(key), b.get(key))
+def _pairs(*dicts: dict):
+    """(key, values: one per dict) over every key of ``dicts``, in first-seen order."""
+    for key in dict.fromkeys(k for d in dicts for k in d):
+        yield key, tuple(d.get(key) for d in dicts)
 
 
-def _diff(a: dict, b: dict) -> dict[str, list]:
-    return {k: list(pair) for k, pair in _pairs(a, b) if pair[0] != pair[1]}
+def _same(values) -> bool:
+    return all(v == values[0] for v in values[1:])
+
+
+def _diff(*dicts: dict) -> dict[str, list]:
+    return {k: list(values) for k, values in _pairs(*dicts) if not _same(values)}
 
 
 def render_compare(diff: dict) -> str:
-    a, b = diff["runs"]
-    lines = [f"run {a} → run {b}" + (": no differences" if diff["identical"] else "")]
-    if diff["notebook_sha256"][0] != diff["notebook_sha256"][1]:
+    """Two runs: ``old → new`` per difference; more: the values in run order, separated by ``|``."""
+    runs = diff["runs"]
+    if len(runs) == 2:
+        def show(values, fmt=_short) -> str:
+            return f"{fmt(values[0])} → {fmt(values[1])}"
+
+        head = f"run {runs[0]} → run {runs[1]}"
+    else:
+        def show(values, fmt=_short) -> str:
+            return " | ".join(fmt(v) for v in values)
+
+        head = "runs " + " | ".join(map(str, runs))
+    lines = [head + (": no differences" if diff["identical"] else "")]
+    if not _same(diff["notebook_sha256"]):
         lines.append("notebook: source changed")
     for title, items in (("parameters", diff["params"]), ("packages", diff["packages"])):
         if items:
             lines.append(f"{title}:")
-            lines += [f"  {k}: {_short(x)} → {_short(y)}" for k, (x, y) in items.items()]
+            lines += [f"  {k}: {show(v)}" for k, v in items.items()]
     for name, s in diff["steps"].items():
         body = []
-        if s["status"][0] != s["status"][1]:
-            body.append(f"  status: {s['status'][0]} → {s['status'][1]}")
-        body += [f"  code of cell {c}: {_short(x)} → {_short(y)}" for c, (x, y) in s["code"].items()]
+        if not _same(s["status"]):
+            body.append(f"  status: {show(s['status'], str)}")
+        body += [f"  code of cell {c}: {show(v)}" for c, v in s["code"].items()]
         for key in ("inputs", "outputs"):
-            body += [f"  {key[:-1]} {n}: {_short(x)} → {_short(y)}" for n, (x, y) in s[key].items()]
-        body += [f"  metric {m}: {x} → {y}" + _delta(x, y) for m, (x, y) in s["metrics"].items()]
+            body += [f"  {key[:-1]} {n}: {show(v)}" for n, v in s[key].items()]
+        body += [f"  metric {m}: {show(v, _number)}" + (_delta(*v) if len(v) == 2 else "")
+                 for m, v in s["metrics"].items()]
         if body:
             lines += [f"step {name}:", *body]
     return "\n".join(lines)
@@ -347,8 +366,15 @@ def _short(value: Any) -> str:
     return repr(value) if not isinstance(value, str) else value
 
 
+def _number(value: Any) -> str:
+    return "—" if value is None else number_text(value)
+
+
 def _delta(x: float | None, y: float | None) -> str:
-    return f" ({y - x:+g})" if x is not None and y is not None and x != y else ""
+    if x is None or y is None or x == y:
+        return ""
+    change = number_text(y - x)
+    return f" ({'' if change.startswith('-') else '+'}{change})"
 
 
 # -- runs with metric columns ---------------------------------------------------------------------

@@ -32,6 +32,8 @@ from sqlalchemy.types import TypeDecorator
 
 from same_nb.errors import SameError
 
+RUN_NAME_MAX = 255
+RUN_NOTE_MAX = 10_000
 RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled", "interrupted")
 STEP_STATUSES = ("pending", "running", "success", "failed", "skipped", "cancelled", "cached",
                  "interrupted")
@@ -86,6 +88,8 @@ runs = Table(
     Column("remote_id", String(255)),
     Column("remote_url", String(4096)),
     Column("error", Text),
+    Column("name", String(255)),      # the user's label and note (Store.label_run)
+    Column("note", Text),
     # Run numbers are shown to users: never reuse one after a delete.
     sqlite_autoincrement=True,
 )
@@ -110,6 +114,9 @@ step_runs = Table(
     Column("log_path", String(4096)),
     Column("error", JSON),
     Column("code_sha256", String(64)),
+    # duration_s is the wall time; these split it so kernel start-up never reads as compute.
+    Column("kernel_wait_s", Float),
+    Column("compute_s", Float),
 )
 Index("ix_step_runs_run_id", step_runs.c.run_id)
 Index("ix_step_runs_cache_key", step_runs.c.cache_key)

@@ -41,12 +41,27 @@ def test_bundle_files_and_step_notebook_layout(notebook_copy, tmp_path):
     assert ids == ["same-nb-header", "same-nb-parameters", "same-nb-prologue", "c1", "c2", "c3", "c4",
                    "same-nb-epilogue"]
     assert [c["cell_type"] for c in load["cells"]][3:7] == ["code", "markdown", "code", "code"]
-    assert load["cells"][1]["metadata"]["tags"] == ["parameters"]
+    assert load["cells"][1]["metadata"]["tags"] == ["parameters", "same-nb-generated"]
     assert sources(load)[3:7] == ["import math\nbase = 10", "## Load", "data = [base, base + 1]",
                                   "data.append(math.floor(2.5))"]
     assert [c["metadata"]["same_nb"]["cell"] for c in load["cells"][3:7]] == [1, 2, 3, 4]
     assert "save_outputs" in sources(load)[-1] and "data" in sources(load)[-1]
     assert "load_inputs" in sources(step_nb(out, "report"))[2]
+
+
+def test_generated_cells_are_tagged_and_collapsed_and_the_user_cells_are_not(notebook_copy, tmp_path):
+    out = tmp_path / "out"
+    compile_notebook(notebook_copy("tags_code_before_first"), out)
+    load = step_nb(out, "load")
+    generated = {c["id"]: c["metadata"] for c in load["cells"] if "same-nb-generated" in c["metadata"].get("tags", [])}
+    assert list(generated) == ["same-nb-header", "same-nb-parameters", "same-nb-prologue", "same-nb-epilogue"]
+    assert all(generated[i]["jupyter"] == {"source_hidden": True}
+               for i in ("same-nb-parameters", "same-nb-prologue", "same-nb-epilogue"))
+    assert "jupyter" not in generated["same-nb-header"]                  # a markdown header stays readable
+    header = sources(load)[0]
+    assert header.startswith("# Step `load` of pipeline `tags-code-before-first`\n")
+    assert "collapsed cells tagged `same-nb-generated`" in header
+    assert not any("jupyter" in c["metadata"] for c in load["cells"] if c["id"].startswith("c"))
 
 
 def test_step_notebooks_are_valid_and_in_nbformat_canonical_form(notebook_copy, tmp_path):

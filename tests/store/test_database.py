@@ -20,25 +20,6 @@ from same_nb.errors import SameError
 from same_nb.store.database import DB_ENV, Store, open_store
 from same_nb.store.schema import artifacts, metrics, runs, step_run_artifacts, step_runs
 
-from postgres_server import fresh_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path):
-    """Each store test runs on a SQLite file and on a fresh database of a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'same.db'}"
-        return
-    url, drop = fresh_database()
-    yield url
-    drop()
-
-
-@pytest.fixture
-def store(store_url: str):
-    with open_store(store_url) as s:
-        yield s
-
 
 def artifact(folder: Path, name: str, content: bytes, role: str = "variable") -> dict:
     folder.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ def test_compare_names_what_changed(two_runs):
     assert set(diff["steps"]["train"]["outputs"]) == {"model", "model.json (file)"}
     assert diff["steps"]["report"]["metrics"] == {"total": [12.0, 18.0]}
     text = lineage.render_compare(diff)
-    assert "scale: 2 → 3" in text and "metric total: 12.0 → 18.0 (+6)" in text
+    assert "scale: 2 → 3" in text and "metric total: 12 → 18 (+6)" in text
     assert lineage.compare(store, r2, r2)["identical"]
     with pytest.raises(SameError, match="there is no run 999"):
         lineage.compare(store, r1, 999)
@@ -149,3 +149,31 @@ def test_runs_with_metric_columns(two_runs):
     assert table["columns"] == ["total"]
     assert [(r["id"], r["metrics"]) for r in table["runs"]] == [(r2, {"total": 18.0}),
                                                               (r1, {"total": 12.0})]
+
+
+def test_compare_takes_more_runs_with_one_value_per_run(two_runs):
+    _, store, (r1, r2), _ = two_runs
+    diff = lineage.compare(store, r1, r2, r1)
+    assert diff["runs"] == [r1, r2, r1] and not diff["identical"]
+    assert diff["params"] == {"scale": [2, 3, 2]}
+    assert diff["steps"]["report"]["metrics"] == {"total": [12.0, 18.0, 12.0]}
+    assert all(len(v) == 3 for s in diff["steps"].values() for part in ("code", "inputs", "outputs")
+               for v in s[part].values())
+    assert lineage.compare(store, r1, r2)["params"] == {"scale": [2, 3]}          # two runs: as before
+    text = lineage.render_compare(diff)
+    assert text.startswith(f"runs {r1} | {r2} | {r1}\n") and "scale: 2 | 3 | 2" in text
+    assert "metric total: 12 | 18 | 12" in text
+    assert lineage.compare(store, r2, r2, r2)["identical"]
+    with pytest.raises(SameError, match="at least two runs"):
+        lineage.compare(store, r1)
+
+
+def test_compare_rounds_metrics_but_not_parameters():
+    diff = {"runs": [1, 2], "notebook_sha256": ["a", "a"], "identical": False,
+            "params": {"lr": [0.1, 0.30000000000000004]}, "packages": {},
+            "steps": {"fit": {"status": ["success", "success"], "code": {}, "inputs": {}, "outputs": {},
+                              "metrics": {"acc": [0.912345678, 0.9333333333], "loss": [None, 1234.56789]}}}}
+    text = lineage.render_compare(diff)
+    assert "lr: 0.1 → 0.30000000000000004" in text          # a parameter is shown exactly
+    assert "metric acc: 0.9123 → 0.9333 (+0.02099)" in text
+    assert "metric loss: — → 1234.6" in text
