@@ -2,8 +2,14 @@
 
 The caller (the Jupyter server extension) gets the run id at once: the run row is created here,
 then ``python -m same_nb.background NOTEBOOK --run-id N`` drives it in a new session, writing its
-progress to ``<run folder>/background.log``. Cancelling sends SIGINT to that process, which the
-runner turns into a cancelled run, after checking the pid still is that very process.
+progress to ``<run folder>/background.log``.
+
+Cancelling (:func:`stop_run`) checks the pid still is that very process, then escalates until the run
+has stopped: SIGINT (the runner shuts its kernels down and records the run cancelled), after a grace
+period SIGTERM (the process kills its kernels' process groups itself, records the run cancelled and
+exits at once), and last SIGKILL, after which the caller kills the kernels it saw and records the run.
+The process catches SIGINT and SIGTERM whatever disposition it inherited: a Jupyter server started with
+``nohup … &`` ignores SIGINT and passes that on to what it starts.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +30,9 @@ from same_nb.errors import SameError
 LOG_NAME = "background.log"
 PARAMS_NAME = "request-params.json"
 MODULE = "same_nb.background"
+CANCEL_GRACE = 5.0          # seconds between SIGINT and SIGTERM
+TERM_GRACE = 4.0            # seconds between SIGTERM and SIGKILL
+CANCELLED = "cancelled by the user"
 
 
 @dataclass
@@ -116,8 +126,8 @@ def is_background_process(pid: int, run_id: int, started: int | None) -> bool:
     return started is None or _started_ticks(pid) == started
 
 
-def cancel_run(run: dict) -> None:
-    """Send SIGINT to the background process of ``run`` (a ``Store.get_run`` record)."""
+def _check_cancellable(run: dict) -> int:
+    """The pid of the background process driving ``run`` (a ``Store.get_run`` record), or SameError."""
     run_id, pid = run["id"], run.get("pid")
     if run["status"] not in ("pending", "running"):
         raise SameError(f"run {run_id} is {run['status']}; only a running run can be cancelled")
@@ -126,10 +136,128 @@ def cancel_run(run: dict) -> None:
     if pid is None or not is_background_process(pid, run_id, run.get("pid_started")):
         raise SameError(f"run {run_id} was not started in the background here (pid {pid}); "
                         "stop it where it was started, e.g. with Ctrl-C in its terminal")
+    return pid
+
+
+def cancel_run(run: dict) -> None:
+    """Send SIGINT to the background process of ``run`` and return (see :func:`stop_run` to wait)."""
     try:
-        os.kill(pid, signal.SIGINT)
+        os.kill(_check_cancellable(run), signal.SIGINT)
     except ProcessLookupError:
-        raise SameError(f"run {run_id} has already ended") from None
+        raise SameError(f"run {run['id']} has already ended") from None
+
+
+def descendants(pid: int) -> dict[int, int | None]:
+    """{pid: start ticks} of the live processes below ``pid`` (its step kernels and what they started)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                raw = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: dict[int, int | None] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = _started_ticks(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    """Whether ``pid`` still is the process that started at ``started`` ticks (a zombie is not alive)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = raw[raw.rindex(")") + 2:].split()
+    return fields[0] != "Z" and (started is None or int(fields[19]) == started)
+
+
+def kill_processes(found: dict[int, int | None]) -> None:
+    """SIGKILL each process of ``found`` that is still itself, with its process group when it leads one
+    (a kernel runs in a session of its own: what it started goes too)."""
+    for pid, started in found.items():
+        if not _alive(pid, started):
+            continue
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@dataclass
+class Stopped:
+    """The answer to a cancel: ``stopped`` is False when a process of the run is still alive."""
+    run_id: int
+    status: str
+    stopped: bool
+    message: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "status": self.status, "stopped": self.stopped, "message": self.message}
+
+
+def stop_run(store, run: dict, *, grace: float = CANCEL_GRACE, term_grace: float = TERM_GRACE,
+             poll: float = 0.1) -> Stopped:
+    """Cancel ``run`` (a ``Store.get_run`` record of ``store``) and return once it stopped, escalating
+    SIGINT → SIGTERM (after ``grace`` s) → SIGKILL (``term_grace`` s later); then kill whatever
+    kernel its process left behind and record the run cancelled if it did not record that itself."""
+    run_id = run["id"]
+    pid = _check_cancellable(run)
+    ticks = run.get("pid_started") or _started_ticks(pid)
+    began = time.monotonic()
+    seen = descendants(pid)
+    sent: list[str] = []
+    for name, after in (("SIGINT", 0.0), ("SIGTERM", grace), ("SIGKILL", grace + term_grace)):
+        while is_background_process(pid, run_id, ticks) and time.monotonic() - began < after:
+            seen.update(descendants(pid))
+            time.sleep(poll)
+        if not is_background_process(pid, run_id, ticks):
+            break
+        seen.update(descendants(pid))
+        try:
+            os.kill(pid, getattr(signal, name))
+            sent.append(name)
+        except ProcessLookupError:
+            break
+    deadline = time.monotonic() + 2.0
+    while is_background_process(pid, run_id, ticks) and time.monotonic() < deadline:
+        time.sleep(poll)
+    kill_processes(seen)                          # kernels of a run process that did not shut them down
+    deadline = time.monotonic() + 2.0
+    while any(_alive(p, t) for p, t in seen.items()) and time.monotonic() < deadline:
+        time.sleep(poll)
+    left = sorted(p for p, t in seen.items() if _alive(p, t))
+    if is_background_process(pid, run_id, ticks):
+        left.insert(0, pid)
+    current = store.get_run(run_id) or run
+    if not left and current["status"] in ("pending", "running", "interrupted"):
+        # The process died without recording its end (SIGKILL), or before the store's liveness check
+        # saw it as interrupted: it was cancelled.
+        store.finish_run(run_id, "cancelled", error=CANCELLED)
+        store.mark_steps(run_id, [s["step_name"] for s in current.get("steps", [])
+                                  if s["status"] in ("pending", "running")], "cancelled")
+        current = store.get_run(run_id) or current
+    seconds = time.monotonic() - began
+    how = " → ".join(sent) or "nothing (it had ended)"
+    if left:
+        message = (f"run {run_id} did not stop: process(es) {', '.join(map(str, left))} are still alive after "
+                   f"{how} ({seconds:.1f} s); stop them with `kill -9 {' '.join(map(str, left))}`")
+        return Stopped(run_id, current["status"], False, message, seconds)
+    message = f"run {run_id} {current['status']} after {how} ({seconds:.1f} s)"
+    return Stopped(run_id, current["status"], True, message, seconds)
 
 
 def _finish_if_active(notebook: Path, run_id: int, status: str, error: str) -> None:
@@ -140,8 +268,23 @@ def _finish_if_active(notebook: Path, run_id: int, status: str, error: str) -> N
             run = store.get_run(run_id)
             if run is not None and run["status"] in ("pending", "running"):
                 store.finish_run(run_id, status, error=error)
+                if status == "cancelled":
+                    store.mark_steps(run_id, [s["step_name"] for s in run.get("steps", [])
+                                              if s["status"] in ("pending", "running")], status)
     except SameError as exc:
         print(f"error: could not record the end of run {run_id}: {exc}", file=sys.stderr)
+
+
+def _terminate(notebook: Path, run_id: int) -> None:
+    """SIGTERM: the run did not stop on SIGINT (a step's kernel does not shut down, the runner hangs).
+    Kill the kernels' process groups, record the run cancelled and exit now, skipping the runner."""
+    kill_processes(descendants(os.getpid()))
+    _finish_if_active(notebook, run_id, "cancelled", CANCELLED)
+    print(f"run {run_id} cancelled (SIGTERM: its kernels were killed)", flush=True)
+    kernels = sys.modules.get("same_nb.local.kernels")
+    if kernels is not None:
+        kernels._remove_socket_dirs()
+    os._exit(128 + signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,11 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     # cancel_run sends SIGINT: it must raise KeyboardInterrupt here even if the server that started
     # this process ignores SIGINT (and so passed that on).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    notebook = Path(args.notebook)
+    signal.signal(signal.SIGTERM, lambda *_: _terminate(notebook, args.run_id))
 
     from same_nb.local.progress import PlainProgress
     from same_nb.service import run_notebook
 
-    notebook = Path(args.notebook)
     pairs = [tuple(p) for p in args.param]
     try:
         if args.params_json:

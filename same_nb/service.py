@@ -143,10 +143,11 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                  jobs: int | None = None, use_cache: bool = True, resume: int | None = None,
                  manifest_path=None, progress=None, snapshot: bool = False,
                  timeout: float | None = None, isolated: bool = False,
-                 run_id: int | None = None) -> RunResult:
+                 run_id: int | None = None, warn=None) -> RunResult:
     """Compile (cached by content) and run the notebook locally; record everything in the store.
 
     ``run_id`` drives a run row created beforehand (by ``background.start_run``) instead of a new one.
+    ``warn`` is handed the analysis' warnings (an undefined name, …), one line each, before any step runs.
     """
     import time
 
@@ -177,6 +178,10 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         discard_spare(spare)
         raise
     pipeline = prepared.pipeline
+    if warn is not None:
+        for diagnostic in pipeline.diagnostics:
+            if diagnostic.severity == "warning":
+                warn(diagnostic.render())
     store = open_store(notebook_dir=notebook.parent)
     try:
         reuse: dict[str, dict] = {}
@@ -191,7 +196,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
             values = dict(previous["params"])
             for s in previous["steps"]:
                 if s["status"] in ("success", "cached"):
-                    reuse[s["step_name"]] = {"outputs": s["outputs"], "reason": f"done in run {resume}"}
+                    reuse[s["step_name"]] = {"outputs": s["outputs"], "reason": f"done in run {resume}",
+                                             "step_run_id": s["id"]}
         else:
             values = resolve_params(pipeline, prepared.config.get("params", {}), list(params), params_file)
         manifest_file = Path(manifest_path) if manifest_path else notebook.parent / "same.yaml"
@@ -345,3 +351,75 @@ def refresh_remote_runs(store, runs: list[dict]) -> list[str]:
             store.finish_run(run["id"], final, error=status.error)
             run["status"] = final
     return notes
+
+
+# -- the sidebar's editor, labels, live logs and comparisons -----------------------------------------
+
+def inspect_notebook_content(path: str | Path, content: dict | str | bytes,
+                             manifest_path: str | Path | None = None) -> Inspection:
+    """:func:`inspect_notebook` of an editor's unsaved notebook: ``content`` is its nbformat JSON, analysed
+    as if it were the file at ``path`` (same.yaml and learned effects beside it). Nothing is written, and
+    the file at ``path`` is not read."""
+    import json
+
+    raw = content if isinstance(content, bytes) else (
+        content.encode() if isinstance(content, str) else json.dumps(content).encode())
+    return inspection.inspect_notebook(path, manifest_path, learned=_learned(path), content=raw)
+
+
+def label_run(store, run_id: int, **label) -> dict:
+    """Set a run's ``name`` and/or ``note`` (None clears one); the updated run."""
+    unknown = sorted(set(label) - {"name", "note"})
+    if unknown:
+        raise SameError(f"a run has a name and a note; cannot set {', '.join(unknown)}")
+    for field, value in label.items():
+        if isinstance(value, str):
+            label[field] = value.strip() or None
+    return store.label_run(run_id, **label)
+
+
+def compare_runs(store, run_ids: list[int]) -> dict:
+    """What differs between two or more runs (``store.lineage.compare``): one value per run in every list."""
+    from same_nb.store.lineage import compare
+
+    return compare(store, *run_ids)
+
+
+STEP_LOG = "log.txt"                       # <run dir>/steps/<step>/log.txt: papermill's stdout/stderr of the step
+MAX_EXECUTED_SCAN = 32 * 1024 * 1024       # an executed notebook larger than this is not parsed for the cell
+
+
+def step_log(run: dict, step: str, limit: int, read) -> dict | None:
+    """The newest ``limit`` characters of a step run's output (live while it runs: papermill appends
+    each stream message to the step's log as it arrives), whether it is running, and the source cell
+    running when the executed notebook (written at most once a second) shows one. ``read(path, limit,
+    tail)`` returns a file's bytes, or None when it is refused or missing (the server confines it).
+    None when the run has no such step (while a run compiles, before its steps are recorded, any step
+    is pending)."""
+    import json
+
+    found = next((s for s in run.get("steps", []) if s["step_name"] == step), None)
+    if found is None and not run.get("steps") and run["status"] in ("pending", "running"):
+        found = {"step_name": step, "status": "pending"}     # the run is still compiling: no step rows yet
+    if found is None:
+        return None
+    running = found["status"] == "running" and run["status"] in ("pending", "running")
+    steps_dir = Path(run["run_dir"]) / "steps" if run.get("run_dir") else None
+    log = found.get("log_path") or (steps_dir / step / STEP_LOG if steps_dir else None)
+    data = read(log, 4 * limit + 4, True) if log and limit else None
+    text = data.decode(errors="replace")[-limit:] if data else ""
+    if data and len(data) == 4 * limit + 4 and text.startswith("\ufffd"):
+        text = text[1:]                     # the tail began inside a UTF-8 character
+    cell = None
+    executed = found.get("executed_notebook") or (steps_dir / f"{step}.ipynb" if steps_dir else None)
+    if running and executed:
+        raw = read(executed, MAX_EXECUTED_SCAN, False)
+        try:
+            cells = json.loads(raw)["cells"] if raw else []
+            now = next((c for c in cells if c.get("metadata", {}).get("papermill", {}).get("status") == "running"),
+                       None)
+            cell = now["metadata"].get("same_nb", {}).get("cell") if now else None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            cell = None
+    return {"run_id": run["id"], "step": step, "status": found["status"], "text": text, "running": running,
+            "cell": cell if isinstance(cell, int) and not isinstance(cell, bool) else None}

@@ -16,7 +16,8 @@ def _jupyter_server_extension_points() -> list[dict]:
 def _load_jupyter_server_extension(serverapp) -> None:
     import atexit
 
-    from same_nb.server.handlers import StoreCache, handlers
+    from same_nb.server.handlers import StoreCache
+    from same_nb.server.routes import handlers
     from same_nb.server.worker import Workers
 
     web_app = serverapp.web_app

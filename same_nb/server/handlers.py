@@ -112,6 +112,23 @@ def json_depth(raw: bytes) -> int:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
+def parse_body(raw: bytes, max_depth: int) -> dict:
+    """A request body's JSON object; the depth is checked before parsing, so a hostile body cannot make the
+    parser recurse."""
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise SameError(f"the request body nests JSON {depth} levels deep; at most {max_depth} are accepted")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise SameError("the request body nests JSON too deeply") from None
+    except ValueError as exc:
+        raise SameError(f"the request body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SameError("the request body must be a JSON object")
+    return data
+
+
 def parse_run_id(raw: Any) -> int:
     """A run id from the URL or a query: ASCII digits, 1 to 2**63 - 1 (what a database column holds)."""
     from same_nb.store.database import MAX_RUN_ID, valid_run_id
@@ -196,18 +213,7 @@ class SameHandler(APIHandler):
         raw = self.request.body or b"{}"
         if len(raw) > MAX_BODY:
             raise web.HTTPError(413, f"request body over {MAX_BODY // 1024} KB")
-        depth = json_depth(raw)
-        if depth > MAX_JSON_DEPTH:
-            raise SameError(f"the request body nests JSON {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted")
-        try:
-            data = json.loads(raw)
-        except RecursionError:
-            raise SameError("the request body nests JSON too deeply") from None
-        except ValueError as exc:
-            raise SameError(f"the request body is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise SameError("the request body must be a JSON object")
-        return data
+        return parse_body(raw, MAX_JSON_DEPTH)
 
     def notebook(self, api_path: Any) -> Path:
         if not api_path:
@@ -320,7 +326,7 @@ class RunsHandler(SameHandler):
         offset = self.int_arg("offset", 0, 10**9)
         store, notebook, folder = await self.store_for(self.get_query_argument("path", ""), required=False)
         if store is None:
-            self.reply({"total": 0, "limit": limit, "offset": offset, "runs": []})
+            self.reply({"total": 0, "limit": limit, "offset": offset, "runs": [], "latest_id": None})
             return
 
         def page() -> dict:
@@ -330,8 +336,12 @@ class RunsHandler(SameHandler):
             runs = [r for r in store.list_runs(limit=limit, offset=offset, notebook_path=notebook, folder=folder)
                     if belongs(r, folder)]
             notes = refresh_remote_runs(store, runs)       # only unfinished Kubeflow runs ask their server
+            newest = runs if offset == 0 and limit > 0 else [
+                r for r in store.list_runs(limit=1, offset=0, notebook_path=notebook, folder=folder)
+                if belongs(r, folder)]
             return {"total": store.count_runs(notebook_path=notebook, folder=folder), "limit": limit,
-                    "offset": offset, "runs": runs, "notes": notes}
+                    "offset": offset, "runs": runs, "notes": notes,
+                    "latest_id": newest[0]["id"] if newest else None}       # a change means "refresh"
 
         data = await self.read_store(page)
         data["runs"] = [self.api_run(r, folder) for r in data["runs"]]
@@ -391,37 +401,16 @@ class RunHandler(SameHandler):
         self.reply(self.api_run(run, folder))
 
 
-class CancelHandler(SameHandler):
-    @web.authenticated
-    @authorized(action="execute", resource="kernels")
-    @api_errors
-    async def post(self, run_id: str) -> None:
-        from same_nb.background import cancel_run
-
-        body = self.body()
-        store, _, folder = await self.store_for(body.get("path", ""))
-        run = await self.run_in(store, run_id, folder)
-        if not _drives(run):
-            raise ApiError(f"run {run['id']} was not started in the background here (its process runs another "
-                           "notebook); stop it where it was started", status=409)
-        try:
-            cancel_run(run)
-        except SameError as exc:
-            self.reply({"message": exc.message, "error": exc.to_dict()}, status=409)
-            return
-        self.reply({"run_id": run["id"], "signalled": True}, status=202)
-
-
 def _drives(run: dict) -> bool:
     """Whether the run's recorded process (if alive) names the run's own notebook on its command line:
     a copied or shared store may point at another folder's run process with the same run id."""
     pid = run.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return True                          # cancel_run refuses it with its own reason
+        return True                          # stop_run refuses it with its own reason
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\x00")
     except (OSError, ValueError):
-        return True                          # gone, or no /proc: cancel_run decides
+        return True                          # gone, or no /proc: stop_run decides
     return run.get("notebook_path") in args
 
 
@@ -534,17 +523,3 @@ class MetricsHandler(SameHandler):
             return {"runs": ids, "metrics": store.run_metrics(ids) if ids else []}
 
         self.reply(await self.read_store(collect))
-
-
-def handlers(base_url: str) -> list[tuple[str, type]]:
-    api = base_url.rstrip("/") + "/same-nb/api"
-    return [
-        (f"{api}/inspect", InspectHandler),
-        (f"{api}/runs", RunsHandler),
-        (rf"{api}/runs/(\d+)", RunHandler),
-        (rf"{api}/runs/(\d+)/cancel", CancelHandler),
-        (rf"{api}/runs/(\d+)/steps/([A-Za-z_][A-Za-z0-9_-]{{0,62}})/notebook", StepNotebookHandler),
-        (f"{api}/executed", ExecutedNotebookHandler),
-        (f"{api}/lineage", LineageHandler),
-        (f"{api}/metrics", MetricsHandler),
-    ]

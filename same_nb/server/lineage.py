@@ -171,6 +171,8 @@ def _trace(store, sha256: str, root: str, max_depth: int) -> dict:
     # A run of another root is in the tracer's details but not shown: its producer reads as none.
     tracer.expand(tree, producer, 0, max_depth, shown=lambda i: i not in tracer.details or i in shown,
                   check_file=lambda child, made_by: _file_check(child, made_by, root))
+    if tree.get("producer") and "run_id" in tree["producer"]:
+        _file_check(tree, tree["producer"], root)     # the traced file itself: changed since its run?
     return tree
 
 

@@ -246,37 +246,6 @@ def _json_default(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _op_inspect(notebook: str, root: str, api_path: str) -> tuple[dict, bytes]:
-    from pathlib import Path
-
-    from same_nb.server.paths import relative_to_root
-    from same_nb.service import inspect_notebook
-
-    data = inspect_notebook(Path(notebook)).to_dict()
-    data["path"] = data["pipeline"]["notebook"] = api_path
-    return {"status": 200}, json.dumps(relative_to_root(data, root), default=_json_default).encode()
-
-
-def _op_check_run(notebook: str, params: dict[str, str], root: str | None = None) -> tuple[dict, bytes]:
-    from pathlib import Path
-
-    from same_nb.service import check_run_params
-
-    return {"status": 200, "params": check_run_params(Path(notebook), params)}, b""
-
-
-def _op_kubeflow_run(notebook: str, host: str, params: dict[str, str], root: str | None = None) -> tuple[dict, bytes]:
-    from pathlib import Path
-
-    from same_nb.service import run_on_kubeflow
-
-    run_id, submitted = run_on_kubeflow(Path(notebook), host, params=list(params.items()))
-    return {"status": 202, "run_id": run_id, "state": submitted.state, "remote_url": submitted.url}, b""
-
-
-OPS = {"inspect": _op_inspect, "check_run": _op_check_run, "kubeflow_run": _op_kubeflow_run}
-
-
 def _limit_memory(memory_mb: int) -> None:
     try:
         import resource
@@ -345,6 +314,8 @@ def answer(request: dict, memory_mb: int | None, setting: str) -> tuple[dict, by
 
     args = request.get("args", {})
     body, leave = b"", False
+    from same_nb.server.ops import OPS
+
     try:
         header, body = OPS[request["op"]](**args)
     except SameError as exc:

@@ -117,7 +117,7 @@ def test_inspect_returns_steps_dag_and_parameters(api, root):
     assert {i["name"]: i["producer"] for i in join["inputs"]} == {"left": "left", "right": "right"}
     # Looking creates nothing beside the notebook: no store until a run starts.
     assert api("GET", "runs", params={"path": "work/branching.ipynb"}) == (
-        200, {"total": 0, "limit": 20, "offset": 0, "runs": []})
+        200, {"total": 0, "limit": 20, "offset": 0, "runs": [], "latest_id": None})
     assert api("GET", "metrics", params={"path": "work"}) == (200, {"runs": [], "metrics": []})
     assert not (root / "work" / ".same").exists()
 
@@ -233,8 +233,9 @@ def test_cancel_stops_a_background_run_and_refuses_other_processes(api, root):
             break
         time.sleep(0.3)
     code, reply = api("POST", "runs", str(run_id), "cancel", body={"path": "work"})
-    assert code == 202 and reply["signalled"] is True
-    run = wait_for_run(api, run_id, "work", timeout=30)
+    assert code == 200 and reply["stopped"] is True and reply["status"] == "cancelled", reply
+    assert reply["message"].startswith(f"run {run_id} cancelled after SIGINT")
+    code, run = api("GET", "runs", str(run_id), params={"path": "work"})       # answered once it stopped
     assert run["status"] == "cancelled"
     assert {s["step_name"]: s["status"] for s in run["steps"]}["left"] == "cancelled"
 
@@ -247,3 +248,4 @@ def test_cancel_stops_a_background_run_and_refuses_other_processes(api, root):
                                  run_dir_root=root / "work" / ".same" / "runs")
     code, reply = api("POST", "runs", str(other), "cancel", body={"path": "work"})
     assert code == 409 and "not started in the background" in reply["message"]
+    assert reply["stopped"] is False and reply["run_id"] == other

@@ -1,4 +1,4 @@
-"""Security properties of EVERY REST endpoint, enumerated from `same_nb.server.handlers.handlers`, so
+"""Security properties of EVERY REST endpoint, enumerated from `same_nb.server.routes.handlers`, so
 a new endpoint is covered without editing this file: no token → 403; `..`, absolute paths, NUL and
 symlinks out of the server root refused; overlong paths and oversized bodies refused without a 500.
 
@@ -16,7 +16,8 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (fixtures, scoped to this module)
 from tornado.httpclient import HTTPClientError
 
-from same_nb.server.handlers import MAX_BODY, handlers
+from same_nb.server.handlers import MAX_BODY
+from same_nb.server.routes import handlers
 
 from conftest import TESTS
 
@@ -127,9 +128,17 @@ def test_overlong_paths_are_refused_without_a_server_error(api, root, method, pa
         assert 400 <= code < 500, (len(path), code, reply)
 
 
+def _max_body(parts: tuple[str, ...]) -> int:
+    """The body limit of the endpoint at ``parts``: MAX_BODY unless its handler says ``max_body``."""
+    for pattern, handler in handlers("/"):
+        if _url_parts(pattern) == parts:
+            return getattr(handler, "max_body", MAX_BODY)
+    raise AssertionError(parts)
+
+
 @pytest.mark.parametrize("method,parts", WITH_BODY, ids=[f"{m} {'/'.join(p)}" for m, p in WITH_BODY])
 def test_oversized_bodies_are_refused(api, root, method, parts):
-    body = json.dumps({"path": "work/branching.ipynb", "pad": "x" * (MAX_BODY + 1)})
+    body = json.dumps({"path": "work/branching.ipynb", "pad": "x" * (_max_body(parts) + 1)})
     code, reply = api(method, parts, body=body)
     assert code == 413, (code, reply)
     assert not (root / "work" / ".same" / "runs").exists()
