@@ -10,8 +10,21 @@ import { api } from './api';
 
 export const DRIVE_NAME = 'SameNbRun';
 
-export function drivePath(serverPath: string): string {
-  return `${DRIVE_NAME}:${serverPath}`;
+/**
+ * The document path of an executed notebook. With a run id, its name carries the run number
+ * ("#12 train.ipynb"), so the tab says which run it is a record of; the drive strips it again.
+ */
+export function drivePath(serverPath: string, runId?: number): string {
+  if (runId === undefined) {
+    return `${DRIVE_NAME}:${serverPath}`;
+  }
+  const slash = serverPath.lastIndexOf('/');
+  return `${DRIVE_NAME}:${serverPath.slice(0, slash + 1)}#${runId} ${serverPath.slice(slash + 1)}`;
+}
+
+/** The server path of a drive path (without the run number in its name). */
+export function serverPath(localPath: string): string {
+  return localPath.replace(/(^|\/)#\d+ ([^/]+)$/, '$1$2');
 }
 
 function readOnly(): Promise<never> {
@@ -42,7 +55,9 @@ export class ExecutedNotebookDrive implements Contents.IDrive {
   }
 
   async get(localPath: string): Promise<Contents.IModel> {
-    return (await api.executed(localPath)) as Contents.IModel;
+    // Not writable: JupyterLab then neither saves, autosaves nor checkpoints it.
+    const model = (await api.executed(serverPath(localPath))) as Contents.IModel;
+    return { ...model, name: localPath.split('/').pop() ?? model.name, path: localPath, writable: false };
   }
 
   async getDownloadUrl(): Promise<string> {

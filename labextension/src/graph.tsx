@@ -2,6 +2,9 @@
 // Every string is rendered as React text, never as markup.
 import * as React from 'react';
 
+import { niceTicks, padded, tickText } from './views/chart';
+import { ArrowMarker, edgePath, fit, layoutGraph, textWidth } from './views/common';
+
 export interface IGraphNode {
   id: string;
   label: string;
@@ -16,11 +19,11 @@ export interface IGraphEdge {
   label?: string;
 }
 
-const NODE_W = 116;
+const NODE_W = 100;
 const NODE_H = 26;
 const GAP_X = 14;
-const GAP_Y = 34;
-const PAD = 8;
+const GAP_Y = 30;
+const MAX_LABEL_W = 180;
 
 /** Rows of node ids: each node sits one row below its deepest predecessor. */
 export function layers(nodes: IGraphNode[], edges: IGraphEdge[]): string[][] {
@@ -54,76 +57,55 @@ export function layers(nodes: IGraphNode[], edges: IGraphEdge[]): string[][] {
   return rows.filter(r => r && r.length);
 }
 
-function shorten(text: string, max = 17): string {
-  return text.length > max ? text.slice(0, max - 1) + '…' : text;
-}
-
+/**
+ * A DAG drawn at its natural size (the sidebar scrolls; text is never scaled below 11 px), laid out
+ * by dagre so an edge never runs behind a node; edges are drawn before nodes, with arrowheads.
+ */
 export function GraphView(props: {
   nodes: IGraphNode[];
   edges: IGraphEdge[];
   selected?: string | null;
   onNodeClick?: (node: IGraphNode) => void;
   ariaLabel: string;
+  rankdir?: 'TB' | 'LR';
 }): JSX.Element {
   const { nodes, edges, selected, onNodeClick } = props;
-  const rows = layers(nodes, edges);
-  const pos = new Map<string, { x: number; y: number }>();
-  const widest = Math.max(1, ...rows.map(r => r.length));
-  const width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X;
-  rows.forEach((row, r) => {
-    const rowWidth = row.length * NODE_W + (row.length - 1) * GAP_X;
-    const x0 = (width - rowWidth) / 2;
-    row.forEach((id, i) => {
-      pos.set(id, { x: x0 + i * (NODE_W + GAP_X), y: PAD + r * (NODE_H + GAP_Y) });
-    });
+  const sized = nodes.map(n => {
+    const [text, cut] = fit(n.label, 11, MAX_LABEL_W);
+    return { n, text, cut, width: Math.max(NODE_W, textWidth(text, 11) + 16) };
   });
-  const height = PAD * 2 + rows.length * NODE_H + Math.max(0, rows.length - 1) * GAP_Y;
+  const laid = layoutGraph(
+    sized.map(s => ({ id: s.n.id, width: s.width, height: NODE_H })),
+    edges.map((e, i) => ({ id: `e${i}`, source: e.source, target: e.target })),
+    { rankdir: props.rankdir ?? 'TB', nodesep: GAP_X, ranksep: GAP_Y, edgesep: 8, margin: 4 }
+  );
+  const width = Math.max(1, laid.width);
+  const height = Math.max(1, laid.height);
   return (
     <svg
       className="same-nb-graph"
-      width="100%"
+      width={width}
+      height={height}
       viewBox={`0 0 ${width} ${height}`}
-      style={{ maxWidth: width, minWidth: Math.min(width, 240) }}
       role="img"
       aria-label={props.ariaLabel}
     >
       <defs>
-        <marker
-          id="same-nb-arrow"
-          viewBox="0 0 10 10"
-          refX="9"
-          refY="5"
-          markerWidth="6"
-          markerHeight="6"
-          orient="auto-start-reverse"
-        >
-          <path d="M 0 0 L 10 5 L 0 10 z" className="same-nb-arrowhead" />
-        </marker>
+        <ArrowMarker id="same-nb-arrow" size={6} className="same-nb-arrowhead" />
       </defs>
       {edges.map((e, i) => {
-        const a = pos.get(e.source);
-        const b = pos.get(e.target);
-        if (!a || !b) {
+        const l = laid.edges.get(`e${i}`);
+        if (!l) {
           return null;
         }
-        const x1 = a.x + NODE_W / 2;
-        const y1 = a.y + NODE_H;
-        const x2 = b.x + NODE_W / 2;
-        const y2 = b.y;
-        const mid = (y1 + y2) / 2;
         return (
-          <path
-            key={`e${i}`}
-            className="same-nb-edge"
-            d={`M ${x1} ${y1} C ${x1} ${mid}, ${x2} ${mid}, ${x2} ${y2}`}
-            markerEnd="url(#same-nb-arrow)"
-          >
+          <path key={`e${i}`} className="same-nb-edge" d={edgePath(l.points)} markerEnd="url(#same-nb-arrow)">
             {e.label ? <title>{e.label}</title> : null}
           </path>
         );
       })}
-      {nodes.map(n => {
-        const p = pos.get(n.id);
+      {sized.map(({ n, text, width: w }) => {
+        const p = laid.nodes.get(n.id);
         if (!p) {
           return null;
         }
@@ -140,17 +122,13 @@ export function GraphView(props: {
             className={classes}
             data-node-id={n.id}
             data-label={n.label}
-            transform={`translate(${p.x}, ${p.y})`}
+            transform={`translate(${p.x - w / 2}, ${p.y - NODE_H / 2})`}
             onClick={onNodeClick ? () => onNodeClick(n) : undefined}
           >
             <title>{n.title || n.label}</title>
-            <rect
-              width={NODE_W}
-              height={NODE_H}
-              rx={n.kind === 'artifact' ? NODE_H / 2 : 4}
-            />
-            <text x={NODE_W / 2} y={NODE_H / 2 + 4} textAnchor="middle">
-              {shorten(n.label)}
+            <rect width={w} height={NODE_H} rx={n.kind === 'artifact' ? NODE_H / 2 : 4} />
+            <text x={w / 2} y={NODE_H / 2 + 4} textAnchor="middle">
+              {text}
             </text>
           </g>
         );
@@ -159,63 +137,66 @@ export function GraphView(props: {
   );
 }
 
+/** A metric across runs: y axis with "nice" ticks (a constant metric gets a real range), one
+ * labelled x tick per run (thinned when crowded), one circle with a <title> per point. */
 export function LineChart(props: {
   points: { x: string; y: number }[];
   ariaLabel: string;
+  yLabel?: string;
 }): JSX.Element {
   const { points } = props;
-  const width = 260;
-  const height = 110;
-  const left = 40;
-  const bottom = 18;
-  const top = 8;
-  const ys = points.map(p => p.y);
-  const lo = Math.min(...ys);
-  const hi = Math.max(...ys);
-  const span = hi - lo || Math.abs(hi) || 1;
-  const right = 14;
-  const step = points.length > 1 ? (width - left - right) / (points.length - 1) : 0;
-  const xy = points.map((p, i) => ({
-    ...p,
-    cx: left + (points.length > 1 ? i * step : (width - left) / 2),
-    cy: top + (height - top - bottom) * (1 - (p.y - lo) / span)
-  }));
-  const fmt = (v: number) => String(Number(v.toPrecision(3)));
+  const width = 236;
+  const height = 150;
+  const axis = niceTicks(...padded(Math.min(...points.map(p => p.y)), Math.max(...points.map(p => p.y))), 4);
+  const left = Math.max(34, ...axis.ticks.map(t => textWidth(tickText(t), 11) + 12)) + (props.yLabel ? 14 : 0);
+  const right = 12;
+  const top = 10;
+  const bottom = 34;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const band = plotW / Math.max(1, points.length);
+  const sy = (v: number) => top + plotH * (1 - (v - axis.lo) / (axis.hi - axis.lo));
+  const xy = points.map((p, i) => ({ ...p, cx: left + band * (i + 0.5), cy: sy(p.y) }));
+  const widest = Math.max(0, ...points.map(p => textWidth(p.x, 11)));
+  const every = Math.max(1, Math.ceil((widest + 6) / band));
   return (
     <svg
       className="same-nb-chart"
-      width="100%"
+      width={width}
+      height={height}
       viewBox={`0 0 ${width} ${height}`}
-      style={{ maxWidth: width }}
       role="img"
       aria-label={props.ariaLabel}
     >
-      <line x1={left} y1={top} x2={left} y2={height - bottom} className="same-nb-axis" />
-      <line
-        x1={left}
-        y1={height - bottom}
-        x2={width - right / 2}
-        y2={height - bottom}
-        className="same-nb-axis"
-      />
-      <text x={left - 4} y={top + 8} textAnchor="end">
-        {fmt(hi)}
+      {axis.ticks.map(t => (
+        <g key={t}>
+          <line x1={left} x2={width - right} y1={sy(t)} y2={sy(t)} className="same-nb-gridline" />
+          <text x={left - 5} y={sy(t) + 4} textAnchor="end">
+            {tickText(t)}
+          </text>
+        </g>
+      ))}
+      <line x1={left} y1={top} x2={left} y2={top + plotH} className="same-nb-axis" />
+      <line x1={left} y1={top + plotH} x2={width - right} y2={top + plotH} className="same-nb-axis" />
+      {props.yLabel ? (
+        <text transform={`translate(10, ${top + plotH / 2}) rotate(-90)`} textAnchor="middle">
+          {props.yLabel}
+        </text>
+      ) : null}
+      <text x={left + plotW / 2} y={height - 3} textAnchor="middle">
+        run
       </text>
-      <text x={left - 4} y={height - bottom} textAnchor="end">
-        {fmt(lo)}
-      </text>
-      <polyline
-        className="same-nb-line"
-        points={xy.map(p => `${p.cx},${p.cy}`).join(' ')}
-      />
-      {xy.map(p => (
+      <polyline className="same-nb-line" points={xy.map(p => `${p.cx},${p.cy}`).join(' ')} />
+      {xy.map((p, i) => (
         <g key={p.x}>
-          <circle cx={p.cx} cy={p.cy} r={3} className="same-nb-point">
+          <circle cx={p.cx} cy={p.cy} r={3.5} className="same-nb-point">
             <title>{`${p.x}: ${p.y}`}</title>
           </circle>
-          <text x={p.cx} y={height - 4} textAnchor="middle">
-            {p.x}
-          </text>
+          {i % every === 0 ? (
+            <text x={p.cx} y={top + plotH + 14} textAnchor="middle">
+              {p.x}
+            </text>
+          ) : null}
         </g>
       ))}
     </svg>

@@ -108,7 +108,7 @@ export function Metrics({ model }: { model: SidebarModel }) {
           </option>
         ))}
       </select>
-      <LineChart points={points} ariaLabel={`${model.metric} across runs`} />
+      <LineChart points={points} ariaLabel={`${model.metric} across runs`} yLabel={model.metric} />
     </Section>
   );
 }

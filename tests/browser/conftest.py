@@ -51,6 +51,20 @@ class Lab:
     def tree(self, path: str) -> str:
         return f"{self.url}/lab/tree/{path}?token={self.token}&reset"
 
+    def api(self, endpoint: str, method: str = "GET", body: dict | None = None, **query) -> dict:
+        """Call the same-nb REST API (what the sidebar calls) and return its JSON."""
+        import json
+        import urllib.parse
+
+        url = f"{self.url}/same-nb/api/{endpoint}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(
+            url, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.loads(reply.read() or b"{}")
+
 
 def _wait_until_up(lab: Lab, timeout: float = 90) -> None:
     deadline = time.time() + timeout
@@ -66,8 +80,14 @@ def _wait_until_up(lab: Lab, timeout: float = 90) -> None:
     raise RuntimeError(f"jupyter lab did not answer in {timeout}s:\n{lab.log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+REPO = Path(__file__).parents[2]
+
+
+def _start_lab(tmp_path_factory, *, ignore_sigint: bool = False, expose_app: bool = False, fixtures=None):
+    """Start jupyter lab on 127.0.0.1 in a fresh root; yields a Lab and stops it afterwards.
+
+    The lab serves this checkout: its Python package (PYTHONPATH) and its dev build of the lab
+    extension (a JUPYTER_PATH entry ahead of any installed copy), whatever is installed."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]'")
@@ -75,23 +95,37 @@ def lab(tmp_path_factory):
     root = base / "root"
     (root / "work").mkdir(parents=True)
     shutil.copy(NOTEBOOKS / "branching.ipynb", root / "work" / "branching.ipynb")
+    if fixtures:
+        fixtures(root / "work")
     env = {k: v for k, v in os.environ.items() if k != "SAME_NB_DB"}
     env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "ws"))
+    built = REPO / "same_nb" / "labextension"
+    if (built / "package.json").exists():
+        data = base / "data" / "labextensions"
+        data.mkdir(parents=True)
+        (data / "same-nb").symlink_to(built, target_is_directory=True)
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(base / "data"), env.get("JUPYTER_PATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     # No "official Jupyter news?" toast over the pages under test.
     news = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false"}')
     port, token = _free_port(), secrets.token_hex(16)
     log = base / "lab.log"
+
+    def ignore() -> None:                 # as under nohup or some service managers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
              f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-             "--ServerApp.open_browser=False"],
+             "--ServerApp.open_browser=False"] + (["--LabApp.expose_app_in_browser=True"] if expose_app else []),
             cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=ignore if ignore_sigint else None)
     server = Lab(root, port, token, proc, log)
+    server.env = env
     try:
         _wait_until_up(server)
         yield server
@@ -105,7 +139,21 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(lab):
+def lab(tmp_path_factory):
+    yield from _start_lab(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def lab_ignoring_sigint(tmp_path_factory):
+    """A lab whose server (and so every process it starts) ignores SIGINT."""
+    yield from _start_lab(tmp_path_factory, ignore_sigint=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]'")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -118,6 +166,10 @@ def browser(lab):
 
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
+    # Analyses and runs take seconds longer on a loaded 2-core machine than playwright's 5 s default.
+    expect.set_options(timeout=15_000)
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     page = context.new_page()
     page.set_default_timeout(30_000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -178,9 +179,16 @@ def test_diagnostics_jump_to_cells_and_start_step_here_tags_the_cell(page, lab, 
     page.locator(".jp-Dialog").get_by_role("button", name="Close").click()
     start_step_here("shift")
     expect(page.locator(".jp-Dialog")).to_have_count(0)
-    page.keyboard.press("Control+s")
+    # The analysis follows the unsaved notebook: the step shows before any save.
     expect(sidebar.locator(".same-nb-step .same-nb-step-name")).to_have_text(["load", "left", "shift", "join"])
-    saved = json.loads((lab.root / path).read_text())
+    assert json.loads((lab.root / path).read_text())["cells"][3]["metadata"]["tags"] == ["step:right"]
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        saved = json.loads((lab.root / path).read_text())
+        if saved["cells"][3]["metadata"].get("tags") == ["step:shift"]:
+            break
+        time.sleep(0.2)
     assert saved["cells"][3]["metadata"]["tags"] == ["step:shift"]
     shoot(page, "12-step-tagged")
     assert not page.errors, page.errors
@@ -208,7 +216,7 @@ def test_markup_in_notebook_strings_is_rendered_as_text(page, lab, shoot):
         cells[1]["source"] = f"base = list(range(n))\n# {payload}\nlabel = title + {payload!r}"
 
     write_variant(lab, "markup.ipynb", fix)
-    sidebar.locator(".same-nb-title button").click()                 # analyze again
+    sidebar.locator(".same-nb-reanalyze").click()                   # reload from disk, analyze again
     expect(sidebar.locator('input[name="title"]')).to_have_value(payload)
     shoot(page, "14-markup-parameter")
     assert page.evaluate("window.__sameNbInjected") is None
