@@ -95,7 +95,10 @@ def test_readme_example_commands_run(tmp_path, monkeypatch):
 def test_readme_shows_the_sidebar_and_no_placeholder_binder_badge():
     images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README)
     assert images and all((ROOT / image).stat().st_size > 10_000 for image in images)
-    assert (ROOT / "docs" / "sidebar.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all((ROOT / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    shown = {Path(image).name for image in images}
+    assert {"pipeline-view.png", "runs-table.png", "compare.png", "lineage-trace.png",
+            "params-validation.png", "notebook-badges.png"} <= shown
     # A badge must point at a real repository: none until the project has a public address.
     for badge in re.findall(r"\(https://mybinder\.org/v2/gh/[^)]+\)", README):
         assert "/OWNER/" not in badge and "urlpath=lab/tree/examples/" in badge
