@@ -102,7 +102,7 @@ def cmd_run(args) -> int:
         result = run_notebook(args.notebook, params=[tuple(p) for p in args.param], params_file=args.params,
                               jobs=args.jobs, use_cache=not args.no_cache, resume=args.resume,
                               manifest_path=args.manifest, progress=progress, timeout=args.timeout,
-                              isolated=args.isolated, warn=_stderr_line)
+                              isolated=args.isolated, warn=_stderr_line, kernel=args.kernel)
     except RunCancelled as cancelled:
         _stderr_line(f"run {cancelled.run_id} cancelled; resume with "
                      f"`same-nb run {shlex.quote(args.notebook)} --resume {cancelled.run_id}`")
@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="with --target kubeflow: wait until the run finishes")
     p.add_argument("--isolated", action="store_true",
                    help="run each step's kernel in a clean venv built from its lockfile (proves the lock)")
+    p.add_argument("--kernel", choices=("fork", "fresh"),
+                   help="how each step's kernel starts: forked from a process that imported the pipeline's "
+                        "modules once (default on Linux) or as a new process (default elsewhere and with --isolated)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)
 

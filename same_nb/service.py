@@ -143,17 +143,19 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                  jobs: int | None = None, use_cache: bool = True, resume: int | None = None,
                  manifest_path=None, progress=None, snapshot: bool = False,
                  timeout: float | None = None, isolated: bool = False,
-                 run_id: int | None = None, warn=None) -> RunResult:
+                 run_id: int | None = None, warn=None, kernel: str | None = None, lean: bool = True) -> RunResult:
     """Compile (cached by content) and run the notebook locally; record everything in the store.
 
     ``run_id`` drives a run row created beforehand (by ``background.start_run``) instead of a new one.
     ``warn`` is handed the analysis' warnings (an undefined name, …), one line each, before any step runs.
+    ``kernel``: "fork" (kernels forked from a zygote; the default where supported) or "fresh".
+    ``lean``: first try recording the run without SQLAlchemy, which succeeds only if every step is cached
+    (local/cached_run.py); otherwise nothing was shown or recorded and the run starts again normally.
     """
     import time
 
     from same_nb.local.prepared import prepare
     from same_nb.local.runner import Runner, RunRequest, default_jobs
-    from same_nb.store.database import open_store
 
     started = time.time()
     notebook = Path(path).resolve()
@@ -161,17 +163,18 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         raise SameError("no such notebook", path=str(path))
     if timeout is not None and not timeout > 0:
         raise SameError(f"--timeout must be a positive number of seconds, got {timeout}")
-    from same_nb.local.kernels import discard_spare, start_spare_kernel
     from same_nb.local.prepared import is_prepared
+    from same_nb.local.zygotes import default_kernel, start_spare
 
+    kernel = default_kernel(kernel, isolated=isolated)
     manifest_arg = Path(manifest_path) if manifest_path else None
     # Compiling takes about a second: start the first kernel meanwhile. A cached notebook compiles
     # instantly and may need no kernel at all, so it gets none.
     spare = None
     if not isolated and not is_prepared(notebook, manifest_arg):
         (notebook.parent / ".same").mkdir(exist_ok=True)
-        spare = start_spare_kernel(kernel_name="python3", cwd=str(notebook.parent), env={"PYTHONHASHSEED": "0"},
-                                   log=str(notebook.parent / ".same" / f"kernel-{os.getpid()}.log"))
+        spare = start_spare(kernel=kernel, kernel_name="python3", cwd=str(notebook.parent),
+                            env={"PYTHONHASHSEED": "0"}, log=str(notebook.parent / ".same" / f"kernel-{os.getpid()}.log"))
     try:
         prepared = prepare(notebook, manifest_arg)
     except BaseException:
@@ -182,7 +185,16 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         for diagnostic in pipeline.diagnostics:
             if diagnostic.severity == "warning":
                 warn(diagnostic.render())
-    store = open_store(notebook_dir=notebook.parent)
+    from same_nb.local.cached_run import HeldProgress
+    from same_nb.store.lean import NotAllCached, open_lean_store
+
+    held, store = None, None
+    if lean and use_cache and spare is None and resume is None and run_id is None and not (isolated or snapshot):
+        store = open_lean_store(notebook.parent)
+    if store is None:
+        from same_nb.store.database import open_store  # SQLAlchemy: ~0.3 s, which the lean store avoids
+
+        store = open_store(notebook_dir=notebook.parent)
     try:
         reuse: dict[str, dict] = {}
         if resume is not None:
@@ -220,10 +232,11 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                              jobs=jobs or default_jobs(), use_cache=use_cache and prepared.config.get("cache", True),
                              env=prepared.config.get("env", {}), step_env=prepared.config.get("step_env", {}),
                              reuse=reuse, snapshot=snapshot, timeout=timeout, pythons=pythons,
-                             runtime_path=runtime_path, openlineage=openlineage, spare_kernel=spare)
+                             runtime_path=runtime_path, openlineage=openlineage, spare_kernel=spare, kernel=kernel)
         from same_nb.local.progress import PlainProgress
         progress = progress or PlainProgress()
-        runner = Runner(request, store, run_id, run_dir, progress)
+        held = HeldProgress(progress) if getattr(store, "lean", False) else None
+        runner = Runner(request, store, run_id, run_dir, held or progress)
         status = "failed"
         try:
             states = runner.run()
@@ -233,13 +246,28 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
             status = "cancelled"
             raise
         finally:
-            progress.stop()
+            (held or progress).stop()
             store.finish_run(run_id, status)
+        if held is not None:
+            held.replay()
         return RunResult(run_id=run_id, run_dir=run_dir, status=status, seconds=time.time() - started,
                          states=states, pipeline=pipeline)
+    except NotAllCached:                           # from the lean store only: it recorded nothing
+        pass
     finally:
         discard_spare(spare)                       # unless a step adopted it (then it is shut down already)
         store.close()
+    return run_notebook(path, params=params, params_file=params_file, jobs=jobs, use_cache=use_cache,
+                        manifest_path=manifest_path, progress=progress, timeout=timeout, kernel=kernel, lean=False)
+
+
+def discard_spare(spare) -> None:
+    """``kernels.discard_spare``, imported (with asyncio) only when a kernel was started: a cached rerun
+    starts none."""
+    if spare is not None:
+        from same_nb.local.kernels import discard_spare as discard
+
+        discard(spare)
 
 
 MAX_PARAM_BYTES = 100_000           # under Linux's 128 KiB limit on one command-line argument
@@ -270,7 +298,7 @@ def check_run_params(path: str | Path, params: dict[str, str]) -> list[tuple[str
     run row exists; returns them as ``(name, value)`` pairs for ``background.start_run`` (which hands
     them to the run process in a file, so a value may start with '-'). Raises SameError."""
     from same_nb.local.prepared import prepare
-    from same_nb.store.schema import check_json
+    from same_nb.store.rows import check_json
 
     check_param_text(params)
     notebook = Path(path).resolve()

@@ -118,10 +118,10 @@ def _names_outside_the_pipeline(pipeline) -> set[str]:
     return names
 
 
-def pipeline_values(nb_path: Path) -> tuple[dict[str, tuple[str, object]], dict, set[str]]:
+def pipeline_values(nb_path: Path, kernel: str | None = None) -> tuple[dict[str, tuple[str, object]], dict, set[str]]:
     """Run as a pipeline with snapshots: ({variable: (last step that has it, value)}, parameters,
-    names the pipeline does not run)."""
-    result = run_notebook(nb_path, snapshot=True, jobs=2, progress=make_progress(quiet=True))
+    names the pipeline does not run). ``kernel``: "fork" or "fresh" (default: the run's default)."""
+    result = run_notebook(nb_path, snapshot=True, jobs=2, progress=make_progress(quiet=True), kernel=kernel)
     failed = {n: st.error for n, st in result.states.items() if st.status != "success"}
     assert result.ok, f"pipeline run failed: {failed}"
     with open_store(notebook_dir=nb_path.parent) as store:
@@ -202,12 +202,20 @@ def assert_same(name: str, piped, plain, depth: int = 0) -> None:
         assert piped == plain, name
 
 
+def _kernels() -> list[str]:
+    """Both ways a step's kernel starts (local/forked.py), where forking is supported."""
+    from same_nb.local.forked import fork_supported
+
+    return ["fork", "fresh"] if fork_supported() else ["fresh"]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("kernel", _kernels())
 @pytest.mark.parametrize("notebook", list(_params()))
-def test_pipeline_run_equals_top_to_bottom_run(notebook, tmp_path, monkeypatch):
+def test_pipeline_run_equals_top_to_bottom_run(notebook, kernel, tmp_path, monkeypatch):
     monkeypatch.delenv("SAME_NB_DB", raising=False)
     nb_path = _copy_with_files(notebook, tmp_path / notebook.parent.name)
-    piped, params, outside = pipeline_values(nb_path)  # first, so its folder holds nothing from a plain run
+    piped, params, outside = pipeline_values(nb_path, kernel)  # first: its folder holds nothing from a plain run
     plain, lost = plain_run(nb_path, params)
     assert piped, "the pipeline snapshots hold no variables"
     assert sorted(set(piped) - set(plain) - lost) == [], "variables only the pipeline has"

@@ -31,7 +31,7 @@ del _i, _u, _o
 
 # Process state that decides what an import loads or how it configures itself (`os.environ["MPLBACKEND"]`,
 # `sys.path.append`, `os.chdir`, warnings made errors): a step replaying any of it imports nothing early.
-_IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
+IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
 
 
 def warm_modules(pipeline, name: str) -> list[str]:
@@ -42,7 +42,7 @@ def warm_modules(pipeline, name: str) -> list[str]:
     for producer in {i.producer for i in step.variable_inputs}:
         imports += pipeline.step(producer).imports + pipeline.step(producer).replay_imports
     mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
-    if any(r.channel in _IMPORT_CONTEXT for r in step.replay):
+    if any(r.channel in IMPORT_CONTEXT for r in step.replay):
         mods = []          # replayed before the step's imports: they may change what an import finds or does
     extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
     if step.variable_inputs:
@@ -60,6 +60,7 @@ class WarmKernel:
     errors: list[str] = field(default_factory=list)
     socket_dir: str | None = None  # the kernel's Unix sockets
     log_path: str | None = None    # where the kernel process's own output goes
+    mode: str = "fresh"            # "fork": forked from the run's zygote (local/forked.py)
 
     def shutdown(self) -> None:
         from jupyter_core.utils import run_sync
@@ -98,9 +99,10 @@ def _private_sockets(km) -> str | None:
 
 def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, str], modules: list[str],
                       extra_path: list[str] | None = None, python: str | None = None,
-                      log: str | None = None, spare=None, background: bool = False) -> WarmKernel:
-    """Start a kernel (or adopt ``spare``, a future of one already started) and import ``modules``
-    in it. Blocking; call from a worker thread."""
+                      log: str | None = None, spare=None, background: bool = False,
+                      zygotes=None) -> WarmKernel:
+    """Start a kernel (or adopt ``spare``, a future of one already started; or fork it from one of
+    ``zygotes``) and import ``modules`` in it. Blocking; call from a worker thread."""
     import time
 
     t0 = time.perf_counter()
@@ -118,7 +120,8 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
         kernel_env = {**os.environ, **env}
         if extra_path:
             kernel_env["PYTHONPATH"] = os.pathsep.join(extra_path + [kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        km = _manager_for(python, kernel_name)
+        km = zygotes.manager(kernel_env, kernel_name, log) if zygotes and python is None and not extra_path else None
+        km = km or _manager_for(python, kernel_name)
         warm = WarmKernel(step=step, km=km, socket_dir=_private_sockets(km), log_path=log)
     km = warm.km
     adopted = warm.warm_seconds > 0
@@ -166,6 +169,7 @@ def start_warm_kernel(step: str, *, kernel_name: str, cwd: str, env: dict[str, s
         if stream is not subprocess.DEVNULL:
             stream.close()
     warm.warm_seconds += time.perf_counter() - t0
+    warm.mode = "fork" if getattr(km.provisioner, "forked", False) else "fresh"    # a dead zygote: fresh
     return warm
 
 
@@ -215,6 +219,8 @@ def start_spare_kernel(*, kernel_name: str, cwd: str, env: dict[str, str], log: 
 
 
 def discard_spare(future) -> None:
+    if hasattr(future, "discard"):                         # a zygote (local/forked.py start_zygote)
+        return future.discard()
     if future is not None and not future.cancel():
         try:
             warm = future.result()
@@ -254,7 +260,7 @@ class KernelPool:
     """Starts kernels for upcoming steps on background threads, a bounded number at a time."""
 
     def __init__(self, *, kernel_name: str, cwd: str, env_for, modules_for, limit: int,
-                 extra_path: list[str] | None = None, python_for=None, log_for=None):
+                 extra_path: list[str] | None = None, python_for=None, log_for=None, zygotes=None):
         from concurrent.futures import ThreadPoolExecutor
 
         self._kernel_name = kernel_name
@@ -270,9 +276,17 @@ class KernelPool:
         self._lock = threading.Lock()
         self._closed = False
         self._spare = None
+        self.zygotes = zygotes            # local/forked.py Zygotes: kernels are forked, not started
+        self.modes: dict[str, str] = {}   # step -> how its kernel started
 
     def offer_spare(self, future) -> None:
         """Use an already started kernel for the first step whose kernel and environment match it."""
+        if hasattr(future, "discard"):
+            if self.zygotes is not None:
+                self.zygotes.offer(future)
+            else:
+                discard_spare(future)
+            return
         self._spare = future
 
     def prepare(self, steps: list[str], urgent: int = 1) -> None:
@@ -295,7 +309,8 @@ class KernelPool:
         self._futures[step] = self._pool.submit(
             start_warm_kernel, step, kernel_name=self._kernel_name, cwd=self._cwd,
             env=env, modules=self._modules_for(step), extra_path=self._extra_path,
-            python=python, log=self._log_for(step), spare=spare, background=background)
+            python=python, log=self._log_for(step), spare=spare, background=background,
+            zygotes=self.zygotes)
 
     def take(self, step: str) -> WarmKernel:
         """The step's kernel, starting it now if it was not prepared. Blocks until warm."""
@@ -309,6 +324,7 @@ class KernelPool:
         try:
             warm = fut.result()
             set_niceness(warm.km, 0)
+            self.modes[step] = warm.mode
             return warm
         finally:
             with self._lock:
@@ -334,3 +350,25 @@ class KernelPool:
                 except Exception:
                     pass
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._write_record()
+        if self.zygotes is not None:
+            self.zygotes.close()
+
+    record = None                 # a Path: where _write_record writes
+
+    def _write_record(self) -> None:
+        """How each step's kernel started, and the zygotes' preloads and notes, beside the run."""
+        if self.record is None or not self.modes:
+            return
+        info = {"kernel": "fork" if self.zygotes is not None else "fresh", "steps": dict(self.modes)}
+        if self.zygotes is not None:
+            info.update(self.zygotes.describe())
+            for note in self.zygotes.notes:
+                import logging
+
+                logging.getLogger("same_nb.kernels").warning("note: %s", note)
+        try:
+            self.record.write_text(json.dumps(info, indent=1))
+        except OSError:
+            pass
+

@@ -46,6 +46,7 @@ class RunRequest:
     openlineage: dict | None = None       # OpenLineage transport config, when configured
     spare_kernel: object = None           # future of a kernel started while compiling
     timeout: float | None = None
+    kernel: str = "fresh"                 # "fork": kernels forked from a zygote (local/forked.py)
 
 
 @dataclass
@@ -255,16 +256,9 @@ class Runner:
     # -- execution ------------------------------------------------------------------------------
     def _kernel_pool(self):
         if self.pool is None:
-            from same_nb.local.kernels import KernelPool, warm_modules
+            from same_nb.local.zygotes import pool_for_run
 
-            self.pool = KernelPool(
-                kernel_name=self.p.kernel, cwd=str(self.req.notebook.parent.resolve()),
-                env_for=lambda s: {"PYTHONHASHSEED": "0", **self.req.env, **self.req.step_env.get(s, {})},
-                modules_for=lambda step: warm_modules(self.p, step), limit=self.req.jobs + 2,
-                extra_path=[self.req.runtime_path] if self.req.runtime_path else None,
-                python_for=self.req.pythons.get, log_for=self._kernel_log)
-            if self.req.spare_kernel is not None:
-                self.pool.offer_spare(self.req.spare_kernel)
+            self.pool = pool_for_run(self.req, self._kernel_log, self.run_dir / "kernels.json")
             # The first step would otherwise import papermill (~1 s) while its kernel is ready.
             threading.Thread(target=_import_executor, daemon=True).start()
         return self.pool

@@ -6,11 +6,9 @@ SQLAlchemy Core over SQLite (``<notebook_dir>/.same/same.db``) or any URL in ``S
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import socket
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +33,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from same_nb.errors import SameError
-from same_nb.store.host import git_commit, pid_alive, process_started, user
+from same_nb.store.host import pid_alive
+from same_nb.store.portable import ACTIVE, TARGETS, CacheReads, RunWrites  # noqa: F401  (TARGETS re-exported)
 from same_nb.store.reads import (  # noqa: F401  (re-exported: callers import them from here)
     MAX_RUN_ID,
     RESUMABLE_STEP_STATUSES,
@@ -43,33 +42,12 @@ from same_nb.store.reads import (  # noqa: F401  (re-exported: callers import th
     folder_prefix,
     valid_run_id,
 )
-from same_nb.store.reads import utc_now as _now
-from same_nb.store.schema import (
-    RUN_NAME_MAX,
-    RUN_NOTE_MAX,
-    RUN_STATUSES,
-    STEP_STATUSES,
-    BigId,
-    artifact_row,
-    artifacts,
-    as_str,
-    check_choice,
-    check_json,
-    edge_row,
-    metric_row,
-    notebook_snapshots,
-    runs,
-    step_run_artifacts,
-    step_runs,
-)
-from same_nb.store.schema import metrics as metrics_table
+from same_nb.store.rows import DB_ENV, RUN_NAME_MAX, RUN_NOTE_MAX, SCHEMA_REVISION, STEP_STATUSES, check_choice
+from same_nb.store.rows import utc_now as _now
+from same_nb.store.schema import metadata, notebook_snapshots, runs, step_runs
 
-DB_ENV = "SAME_NB_DB"
-TARGETS = ("local", "kubeflow")
-ACTIVE = ("pending", "running")
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 _PG_CREATE_LOCK = 0x5A3E_0001  # advisory lock id serializing migrations across processes
-SCHEMA_REVISION = "0003"       # the newest revision in same_nb/migrations/versions
 UNSET: Any = object()          # "leave this field as it is" (None clears it)
 
 
@@ -97,8 +75,9 @@ def open_store(url: str | None = None, notebook_dir: Path | None = None) -> Stor
     return store
 
 
-class Store(RunReads):
-    """All reads and writes of run records. Open it with :func:`open_store`."""
+class Store(RunReads, CacheReads, RunWrites):
+    """All reads and writes of run records. Open it with :func:`open_store`. What a run records is
+    written in portable.py, over the primitives ``_writes`` and ``_query`` below."""
 
     def __init__(self, url: str):
         self.url = url
@@ -169,29 +148,16 @@ class Store(RunReads):
         except OperationalError as exc:
             raise SameError(f"run store {self.masked_url} is unavailable: {exc.orig}") from exc
 
-    # -- writes ------------------------------------------------------------------------------
-
-    def create_run(self, *, notebook_path: str | Path, notebook_sha256: str, pipeline_name: str,
-                   params: dict[str, Any], target: str, run_dir_root: Path) -> int:
-        """Record a new running run driven by this process; return its number."""
-        check_choice("target", target, TARGETS)
-        check_json(f"parameters of pipeline {pipeline_name!r}", params)
-        notebook = Path(notebook_path).resolve()
-        now, pid = _now(), os.getpid()
-        row = dict(notebook_path=str(notebook), notebook_sha256=notebook_sha256,
-                   pipeline_name=pipeline_name, params=params, target=target, status="running",
-                   created_at=now, started_at=now, git_commit=git_commit(notebook.parent),
-                   user=user(), host=socket.gethostname(), pid=pid,
-                   pid_started=process_started(pid))
-        source = _notebook_bytes(notebook, notebook_sha256)
+    @contextmanager
+    def _writes(self) -> Iterator[_CoreWriter]:
         with self._tx(write=True) as conn:
-            run_id = conn.execute(insert(runs).values(row)).inserted_primary_key[0]
-            run_dir = Path(run_dir_root).resolve() / str(run_id)
-            conn.execute(update(runs).where(runs.c.id == run_id).values(run_dir=str(run_dir)))
-            if source is not None:
-                conn.execute(_insert_ignore(conn, notebook_snapshots),
-                             dict(sha256=notebook_sha256, content=source, created_at=now))
-        return run_id
+            yield _CoreWriter(conn)
+
+    def _query(self, sql: str, params: dict[str, Any]) -> list[dict]:
+        with self._tx(write=False) as conn:
+            return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+    # -- writes ------------------------------------------------------------------------------
 
     def notebook_snapshot(self, sha256: str) -> bytes | None:
         """The notebook bytes a run executed (recorded by :meth:`create_run`), or None."""
@@ -204,77 +170,6 @@ class Store(RunReads):
         with self._tx(write=True) as conn:
             _require(conn.execute(update(runs).where(runs.c.id == run_id).values(
                 remote_id=remote_id, remote_url=remote_url)).rowcount, f"no run {run_id}")
-
-    def add_step_runs(self, run_id: int, step_names: Iterable[str]) -> dict[str, int]:
-        """Add one pending step run per name; return {step name: step run id}."""
-        names = list(step_names)
-        dupes = sorted(n for n, k in Counter(names).items() if k > 1)
-        if dupes:
-            raise SameError(f"run {run_id}: duplicate step names {dupes}")
-        if not names:
-            return {}
-        with self._tx(write=True) as conn:
-            _require(conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first(),
-                     f"no run {run_id}")
-            rows = conn.execute(
-                insert(step_runs).returning(step_runs.c.id, step_runs.c.step_name,
-                                            sort_by_parameter_order=True),
-                [dict(run_id=run_id, step_name=n, status="pending", cache_hit=False)
-                 for n in names],
-            ).all()
-        return {name: step_run_id for step_run_id, name in rows}
-
-    def start_step(self, step_run_id: int, *, cache_key: str | None, cache_info: dict | None,
-                   reason: str | None, code_sha256: str | None) -> None:
-        check_json(f"cache info of step run {step_run_id}", cache_info)
-        with self._tx(write=True) as conn:
-            _require(conn.execute(update(step_runs).where(step_runs.c.id == step_run_id).values(
-                status="running", started_at=_now(), cache_key=cache_key, cache_info=cache_info,
-                reason=reason, code_sha256=code_sha256)).rowcount, f"no step run {step_run_id}")
-
-    def finish_step(self, step_run_id: int, *, status: str, inputs: list[dict], outputs: list[dict],
-                    executed_notebook: str | Path | None, log_path: str | Path | None,
-                    error: dict | None = None, cache_hit: bool = False,
-                    metrics: Iterable[dict] = (), metrics_from: int | None = None,
-                    duration_s: float | None = None, kernel_wait_s: float | None = None,
-                    compute_s: float | None = None) -> None:
-        """Record a step's end, its artifacts, lineage edges and metrics in ONE transaction.
-
-        ``duration_s``: the wall time as the caller measured (and showed) it; by default, since
-        :meth:`start_step`. ``kernel_wait_s`` and ``compute_s`` are parts of it.
-
-        ``metrics_from``: the step run a cache hit reused; its metrics are copied, so the new
-        step run shows, compares and exports them like the run that computed them."""
-        check_choice("step status", status, STEP_STATUSES)
-        check_json(f"error of step run {step_run_id}", error)
-        edges = ([edge_row(step_run_id, "in", r) for r in inputs]
-                 + [edge_row(step_run_id, "out", r) for r in outputs])
-        now = _now()
-        arts = {r["sha256"]: artifact_row(r, now) for r in [*inputs, *outputs]}
-        metric_rows = [metric_row(step_run_id, m, now) for m in metrics]
-        with self._tx(write=True) as conn:
-            started = conn.execute(select(step_runs.c.started_at)
-                                   .where(step_runs.c.id == step_run_id)).first()
-            _require(started, f"no step run {step_run_id}")
-            duration = duration_s
-            if duration is None and started[0]:
-                duration = (now - started[0]).total_seconds()
-            conn.execute(update(step_runs).where(step_runs.c.id == step_run_id).values(
-                status=status, finished_at=now, duration_s=duration, cache_hit=cache_hit,
-                executed_notebook=as_str(executed_notebook), log_path=as_str(log_path),
-                error=error, kernel_wait_s=kernel_wait_s, compute_s=compute_s))
-            if arts:
-                conn.execute(_insert_ignore(conn, artifacts), list(arts.values()))
-            if edges:
-                conn.execute(insert(step_run_artifacts), edges)
-            if metric_rows:
-                conn.execute(insert(metrics_table), metric_rows)
-            if metrics_from is not None:
-                m = metrics_table.c
-                conn.execute(insert(metrics_table).from_select(
-                    ["step_run_id", "name", "value", "step", "logged_at"],
-                    select(literal(step_run_id, BigId), m.name, m.value, m.step, m.logged_at)
-                    .where(m.step_run_id == metrics_from).order_by(m.id)))
 
     def label_run(self, run_id: int, *, name: Any = UNSET, note: Any = UNSET) -> dict:
         """Set a run's label and/or note (None clears one, an omitted one stays); the updated run."""
@@ -314,13 +209,6 @@ class Store(RunReads):
             conn.execute(update(step_runs).where(step_runs.c.run_id == run_id,
                                                  step_runs.c.step_name.in_(wanted)).values(values))
 
-    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
-        check_choice("run status", status, RUN_STATUSES)
-        finished = None if status in ACTIVE else _now()
-        with self._tx(write=True) as conn:
-            _require(conn.execute(update(runs).where(runs.c.id == run_id).values(
-                status=status, finished_at=finished, error=error)).rowcount, f"no run {run_id}")
-
     def mark_interrupted_runs(self) -> list[int]:
         """Mark this host's pending/running runs whose driving process is gone as interrupted."""
         host = socket.gethostname()
@@ -342,6 +230,40 @@ class Store(RunReads):
                                                  step_runs.c.status.in_(ACTIVE)).values(
                 status="interrupted", finished_at=now))
         return dead
+
+class _CoreWriter:
+    """portable.py's write primitives in SQLAlchemy Core: the tables' types encode the values."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def insert(self, table: str, rows: list[dict], *, returning: tuple[str, ...] = (),
+               ignore: bool = False) -> list[tuple]:
+        t = metadata.tables[table]
+        stmt = _insert_ignore(self.conn, t) if ignore else insert(t)
+        if not returning:
+            self.conn.execute(stmt, rows)
+            return []
+        stmt = stmt.returning(*(t.c[c] for c in returning), sort_by_parameter_order=True)
+        return [tuple(r) for r in self.conn.execute(stmt, rows).all()]
+
+    def update(self, table: str, values: dict, **where: Any) -> int:
+        t = metadata.tables[table]
+        return self.conn.execute(update(t).where(*(t.c[k] == v for k, v in where.items())).values(values)).rowcount
+
+    def first(self, table: str, columns: tuple[str, ...], **where: Any) -> tuple | None:
+        t = metadata.tables[table]
+        row = self.conn.execute(select(*(t.c[c] for c in columns))
+                                .where(*(t.c[k] == v for k, v in where.items()))).first()
+        return None if row is None else tuple(row)
+
+    def copy(self, table: str, columns: tuple[str, ...], *, where: dict, values: dict, order_by: str) -> None:
+        t = metadata.tables[table]
+        self.conn.execute(insert(t).from_select(
+            [*values, *columns],
+            select(*(literal(v, t.c[k].type) for k, v in values.items()), *(t.c[c] for c in columns))
+            .where(*(t.c[k] == v for k, v in where.items())).order_by(t.c[order_by])))
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -385,15 +307,6 @@ def _insert_ignore(conn: Connection, table: Any) -> Any:
 
 
 
-
-
-def _notebook_bytes(notebook: Path, sha256: str) -> bytes | None:
-    """The notebook's bytes when they still hash to ``sha256`` (edited since compiling: None)."""
-    try:
-        raw = notebook.read_bytes()
-    except OSError:
-        return None
-    return raw if hashlib.sha256(raw).hexdigest() == sha256 else None
 
 
 def _require(found: Any, message: str) -> None:

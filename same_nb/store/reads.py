@@ -1,4 +1,5 @@
-"""The run store's reads: runs with their steps, artifacts and metrics, cache lookups, what to resume.
+"""The run store's reads: runs with their steps, artifacts and metrics, what to resume (the cache
+lookups are in portable.py).
 
 ``Store`` (database.py) takes these methods from :class:`RunReads`; they use its ``_tx``.
 """
@@ -6,18 +7,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from same_nb.errors import SameError
+from same_nb.store.rows import utc_now
 from same_nb.store.schema import artifacts, runs, step_run_artifacts, step_runs
 from same_nb.store.schema import metrics as metrics_table
 
 RESUMABLE_STEP_STATUSES = ("failed", "skipped", "cancelled", "interrupted", "pending")
-_CACHEABLE = ("success", "cached")
 MAX_RUN_ID = 2**63 - 1         # the largest id SQLite and PostgreSQL (bigint) can hold
 
 
@@ -96,30 +96,6 @@ class RunReads:
         with self._tx(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def find_cached(self, cache_key: str) -> dict | None:
-        """The newest successful step run with this key whose output files all still exist."""
-        with self._tx(write=False) as conn:  # a bounded scan: older hits are rarely still on disk
-            candidates = conn.execute(
-                select(step_runs.c.id, step_runs.c.run_id)
-                .where(step_runs.c.cache_key == cache_key, step_runs.c.status.in_(_CACHEABLE))
-                .order_by(step_runs.c.finished_at.desc(), step_runs.c.id.desc()).limit(20)).all()
-            edges = conn.execute(_edges_query().where(
-                step_run_artifacts.c.step_run_id.in_([c.id for c in candidates]),
-                step_run_artifacts.c.direction == "out")).mappings().all()
-        for step_run_id, run_id in candidates:
-            outputs = [_artifact_record(e) for e in edges if e["step_run_id"] == step_run_id]
-            if all(o["location"] and Path(o["location"]).exists() for o in outputs):
-                return {"step_run_id": step_run_id, "run_id": run_id, "outputs": outputs}
-        return None
-
-    def step_file_inputs(self, step_run_id: int) -> list[dict]:
-        """The files and datasets a step run read: a cache hit is valid only if they are unchanged."""
-        with self._tx(write=False) as conn:
-            edges = conn.execute(_edges_query().where(
-                step_run_artifacts.c.step_run_id == step_run_id, step_run_artifacts.c.direction == "in",
-                step_run_artifacts.c.role.in_(("file", "dataset")))).mappings().all()
-        return [_artifact_record(e) for e in edges]
-
     def last_step_run(self, notebook_path: str | Path, step_name: str) -> dict | None:
         """The latest started-and-finished run of this step of this notebook (with cache_info)."""
         query = (select(step_runs).join(runs)
@@ -183,6 +159,3 @@ def _run_dict(row: Any) -> dict:
     run["step_counts"] = {}
     return run
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

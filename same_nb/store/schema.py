@@ -1,15 +1,11 @@
-"""The run store's tables (the one ``MetaData`` for ``create_all`` and later Alembic) and the
-checks that turn callers' records into valid rows.
+"""The run store's tables (the one ``MetaData`` for ``create_all`` and later Alembic); the checks that
+turn callers' records into valid rows live in ``rows.py`` (standard library only).
 
 Only portable types, so the same schema serves SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
-import json
-import re
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -29,14 +25,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
-
-from same_nb.errors import SameError
-
-RUN_NAME_MAX = 255
-RUN_NOTE_MAX = 10_000
-RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled", "interrupted")
-STEP_STATUSES = ("pending", "running", "success", "failed", "skipped", "cancelled", "cached",
-                 "interrupted")
 
 
 class UTCDateTime(TypeDecorator):
@@ -161,51 +149,3 @@ notebook_snapshots = Table(
     Column("content", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
-
-
-def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SameError(f"invalid {what} {value!r}: expected one of {', '.join(choices)}")
-
-
-def check_json(what: str, value: Any) -> None:
-    try:
-        json.dumps(value, allow_nan=False)     # NaN/Infinity are not JSON: PostgreSQL refuses them
-    except (TypeError, ValueError) as exc:
-        raise SameError(f"{what} are not JSON-serializable: {exc}") from exc
-
-
-def edge_row(step_run_id: int, direction: str, record: dict) -> dict:
-    if not isinstance(record, dict) or not record.get("name"):
-        raise SameError(f"step run {step_run_id}: {direction}put record without a name: {record!r}")
-    sha = record.get("sha256")
-    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
-        raise SameError(f"step run {step_run_id}: {direction}put {record['name']!r} has no valid "
-                        f"sha256 (got {sha!r})")
-    return dict(step_run_id=step_run_id, direction=direction, name=str(record["name"]),
-                artifact_sha256=sha, role=record.get("role"))
-
-
-def metric_row(step_run_id: int, metric: dict, now: datetime) -> dict:
-    try:
-        value = float(metric["value"])
-        name = str(metric["name"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SameError(f"step run {step_run_id}: invalid metric {metric!r} "
-                        "(needs a name and a numeric value)") from exc
-    logged_at = metric.get("logged_at") or now
-    if not isinstance(logged_at, datetime) or logged_at.tzinfo is None:
-        raise SameError(f"step run {step_run_id}: metric {name!r} needs a timezone-aware "
-                        f"logged_at (got {logged_at!r})")
-    return dict(step_run_id=step_run_id, name=name, value=value, step=metric.get("step"),
-                logged_at=logged_at)
-
-
-def as_str(value: str | Path | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def artifact_row(record: dict, now: datetime) -> dict:
-    """An ``artifacts`` row from a record already checked by :func:`edge_row`."""
-    return dict(sha256=record["sha256"], kind=record.get("kind"), type=record.get("type"),
-                size=record.get("size"), location=as_str(record.get("location")), created_at=now)

@@ -39,6 +39,12 @@ def server(tmp_path):
             pass
 
 
+def _kernel(cmd: str) -> bool:
+    """A step kernel, started fresh (ipykernel_launcher) or forked from the run's zygote (which
+    carries the zygote's command line); the zygote itself must stop too."""
+    return "ipykernel" in cmd or "same_nb.runtime.zygote" in cmd
+
+
 def slow_notebook(folder: Path, name: str, left_source: str) -> str:
     nb = json.loads((NOTEBOOKS / "branching.ipynb").read_text())
     nb["cells"][2]["source"] = left_source
@@ -73,7 +79,7 @@ def test_cancel_stops_a_run_of_a_server_that_ignores_sigint(server):
     background = run["pid"]
     assert signal_mask(background, "SigCgt") & SIGINT_BIT                 # the run process catches SIGINT again
     time.sleep(1.0)                                                       # the step is inside its sleep
-    kernels = {pid: cmd for pid, cmd in descendants(background).items() if "ipykernel" in cmd}
+    kernels = {pid: cmd for pid, cmd in descendants(background).items() if _kernel(cmd)}
     assert kernels, descendants(background)
 
     started = time.monotonic()
@@ -100,7 +106,7 @@ def start_sleeping_run(server: LiveServer, name: str = "slow.ipynb") -> tuple[st
     assert code == 202, reply
     run = wait_until(server, reply["run_id"], path, lambda r: step_status(r, "left") == "running")
     time.sleep(1.0)
-    kernels = {pid: cmd for pid, cmd in descendants(run["pid"]).items() if "ipykernel" in cmd}
+    kernels = {pid: cmd for pid, cmd in descendants(run["pid"]).items() if _kernel(cmd)}
     assert kernels
     return path, run["id"], run["pid"], kernels
 
