@@ -35,6 +35,7 @@ NOT_COMPARABLE = {
     "kfp_failing": "raises on purpose",
     "unpassable_value": "passes an open file between steps on purpose (the pipeline must fail)",
     "undefined_name": "raises NameError top to bottom",
+    "missing_module": "imports a module that is not installed, on purpose (the install hint)",
     "opaque_mutation": "random.shuffle without a seed: two plain runs differ too",
     "parallel_sleep": "records process ids, which differ in every run",
 }

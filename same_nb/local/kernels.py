@@ -62,6 +62,20 @@ class WarmKernel:
     log_path: str | None = None    # where the kernel process's own output goes
     mode: str = "fresh"            # "fork": forked from the run's zygote (local/forked.py)
 
+    def __post_init__(self) -> None:
+        # nbclient leaves the channels of a client it made from a manager it was handed running (their
+        # heartbeat thread and sockets outlive the kernel), so every client made here is recorded and
+        # stopped at shutdown: a long-lived process running many pipelines keeps neither.
+        self.clients: list = []
+        make = self.km.client
+
+        def client(*args, **kwargs):
+            made = make(*args, **kwargs)
+            self.clients.append(made)
+            return made
+
+        self.km.client = client
+
     def shutdown(self) -> None:
         from jupyter_core.utils import run_sync
 
@@ -69,6 +83,12 @@ class WarmKernel:
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:
             pass                   # already dead (e.g. killed by the user); nothing to release
+        for made in self.clients:
+            try:
+                made.stop_channels()
+            except Exception:
+                pass               # a channel that never started, or already closed
+        self.clients.clear()
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             _SOCKET_DIRS.discard(self.socket_dir)
