@@ -230,11 +230,22 @@ def blocked_file(cwd: str) -> str:
     return os.path.join(cache, "same-nb", "zygote-blocked.json")
 
 
+# Bumped when runtime/zygote.py changes what may be preloaded: a package blocked under older rules
+# may be preloadable now. (Not imported from there: this runs on the thread starting the zygote,
+# and two threads importing one package can meet it half-initialised.)
+_RULES = 2
+
+
+def _blocked_key() -> str:
+    """What a list was learned with: the interpreter and the zygote's rules."""
+    return f"{sys.executable} rules {_RULES}"
+
+
 def known_blocked(cwd: str) -> list[str]:
     """Packages an earlier run found to start threads at import, for this interpreter."""
     try:
         with open(blocked_file(cwd), encoding="utf-8") as f:
-            return list(json.load(f).get(sys.executable, []))
+            return list(json.load(f).get(_blocked_key(), []))
     except (OSError, ValueError, AttributeError):
         return []
 
@@ -248,7 +259,7 @@ def remember_blocked(cwd: str, blocked: list[str]) -> None:
             data = json.load(f)
     except (OSError, ValueError):
         data = {}
-    data[sys.executable] = sorted(set(blocked))
+    data[_blocked_key()] = sorted(set(blocked))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "w", encoding="utf-8") as f:

@@ -34,6 +34,12 @@ del _i, _u, _o
 IMPORT_CONTEXT = frozenset({"os.environ", "cwd", "sys.path", "sys.modules", "warnings"})
 
 
+def changes_import_context(step) -> bool:
+    """Whether the step starts with import context replayed, or sets it in its own code (before an
+    import, as `os.environ["MPLBACKEND"] = "svg"; import matplotlib` does)."""
+    return any(r.channel in IMPORT_CONTEXT for r in step.replay) or bool(IMPORT_CONTEXT & set(step.state_writes))
+
+
 def warm_modules(pipeline, name: str) -> list[str]:
     """The step's imports, plus its producers': loading an input (a fitted model, a DataFrame)
     imports the libraries that made it."""
@@ -42,8 +48,8 @@ def warm_modules(pipeline, name: str) -> list[str]:
     for producer in {i.producer for i in step.variable_inputs}:
         imports += pipeline.step(producer).imports + pipeline.step(producer).replay_imports
     mods = [i.module for i in imports if i.top and not i.module.startswith(".")]
-    if any(r.channel in IMPORT_CONTEXT for r in step.replay):
-        mods = []          # replayed before the step's imports: they may change what an import finds or does
+    if changes_import_context(step):
+        mods = []          # set before the step's imports: they may change what an import finds or does
     extra = ["same_nb.runtime", "same_nb.runtime.serializers"]
     if step.variable_inputs:
         extra.append("cloudpickle")

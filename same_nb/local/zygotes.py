@@ -163,12 +163,12 @@ def pool_for_run(req, log_for, record):
 
 def preload_modules(pipeline) -> list[str]:
     """What the zygote imports: every step's warm modules, or nothing when a step replays import
-    context (its kernel is forked from the zygote too, and must import nothing early)."""
-    from same_nb.local.kernels import IMPORT_CONTEXT, warm_modules
+    context or sets it (its kernel is forked from the zygote too, and must import nothing early)."""
+    from same_nb.local.kernels import changes_import_context, warm_modules
 
     wanted: list[str] = []
     for step in pipeline.steps:
-        if any(r.channel in IMPORT_CONTEXT for r in step.replay):
+        if changes_import_context(step):
             return []
         wanted += [m for m in warm_modules(pipeline, step.name) if m not in wanted]
     return wanted

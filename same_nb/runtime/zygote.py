@@ -7,9 +7,10 @@ replies are JSON lines on stdin/stdout:
   {"op": "preload", "modules": [...], "blocked": [...]} → {"loaded", "skipped", "failed": [...]}
       or {"unsafe": why, "culprit": top-level package}: the zygote then exits, it can no longer fork
   {"op": "fork", "argv": [...], "cwd": ..., "env": {...}, "log": path} → {"pid": N} or {"error": why}
-A fork needs a single-threaded process: the threads of a pool (BLAS, OpenMP) or a GPU context are not
+A fork needs a single-threaded process: the threads of a pool (OpenMP) or a GPU context are not
 copied into the child, which then deadlocks or computes wrong (CUDA after fork). A module whose import
-starts a thread is never preloaded; the kernel imports it itself after the fork.
+starts a thread is never preloaded; the kernel imports it itself after the fork. The exceptions are
+the threads of libraries built to survive a fork (``FORK_SAFE_THREADS``).
 Standard library only at import: ipykernel is imported in ``main``.
 """
 from __future__ import annotations
@@ -23,6 +24,17 @@ import sys
 NOT_FORK_SAFE = frozenset({"tensorflow", "jax", "jaxlib", "cupy"})
 _INLINE = "module://matplotlib_inline.backend_inline"
 
+# Import-time threads that a fork handles: the library stops or parks them around fork()
+# (pthread_atfork) and the child starts its own on first use, with the same settings, since the
+# zygote's environment is the kernel's. Keyed by what the thread's shared object is named; the value
+# is the thread's name, or None for threads that keep the process's name. Changing what may be
+# preloaded bumps local/forked.py's _RULES.
+FORK_SAFE_THREADS = {
+    "openblas": None,              # numpy's and scipy's BLAS pool: joined before fork, restarted lazily
+    "libarrow": "jemalloc_bg_thd",  # pyarrow's allocator: its fork handlers reset the background thread
+}
+_explained: set[int] = set()       # threads started by FORK_SAFE_THREADS libraries
+
 
 def thread_count() -> int:
     try:
@@ -33,11 +45,66 @@ def thread_count() -> int:
         return threading.active_count()
 
 
+def _threads() -> dict[int, str]:
+    """The process's threads other than the main one, with their names."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return {}
+    names = {}
+    for tid in tids:
+        if tid != os.getpid():
+            try:
+                with open(f"/proc/self/task/{tid}/comm", encoding="utf-8", errors="replace") as f:
+                    names[tid] = f.read().strip()
+            except OSError:
+                pass                          # it just ended
+    return names
+
+
+def _mapped_libraries() -> set[str]:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            return {os.path.basename(line.split(None, 5)[-1].strip()) for line in f if ".so" in line}
+    except OSError:
+        return set()
+
+
+def explain_threads(before: set[int], libraries_before: set[str]) -> None:
+    """Record the threads an import started as fork-safe when the libraries it loaded account for
+    them: named ones by their name, unnamed ones up to one pool per BLAS library it loaded."""
+    new = {tid: name for tid, name in _threads().items() if tid not in before}
+    if not new:
+        return
+    loaded = _mapped_libraries() - libraries_before
+    own = _process_name()
+    pools = 0
+    for key, thread_name in FORK_SAFE_THREADS.items():
+        hits = sum(1 for lib in loaded if key in lib.lower())
+        if thread_name is None:
+            pools += hits
+        elif hits:
+            _explained.update(tid for tid, name in new.items() if name == thread_name)
+    unnamed = [tid for tid, name in new.items() if name == own]
+    if pools and len(unnamed) <= pools * max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                               else os.cpu_count() or 1):
+        _explained.update(unnamed)
+
+
+def _process_name() -> str:
+    try:
+        with open("/proc/self/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def fork_unsafe() -> str | None:
     """Why forking now would give a child that differs from a fresh kernel, or None."""
-    threads = thread_count()
-    if threads != 1:
-        return f"the zygote runs {threads} threads"
+    threads = [tid for tid in _threads() if tid not in _explained] if os.path.isdir("/proc/self/task") \
+        else list(range(thread_count() - 1))
+    if threads:
+        return f"the zygote runs {len(threads) + 1} threads"
     loaded = sorted(NOT_FORK_SAFE & {name.partition(".")[0] for name in list(sys.modules)})
     if loaded:
         return f"{loaded[0]} is imported"
@@ -54,9 +121,11 @@ class _Blocker:
 
     def __init__(self, blocked):
         self.blocked = set(blocked) | NOT_FORK_SAFE
+        self.refused: list[str] = []
 
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in self.blocked:
+            self.refused.append(name)
             raise ImportError(f"{name} is not preloaded: it starts threads or a GPU context at import")
         return None
 
@@ -91,18 +160,26 @@ def preload(modules, blocked) -> dict:
                 skipped.append(name)
                 continue
             before = list(sys.modules)
+            threads_before, libraries_before = set(_threads()), _mapped_libraries()
+            blocker.refused.clear()
             try:
                 importlib.import_module(name)
+                if blocker.refused:
+                    # It imported without a package it would have found in a fresh kernel (pandas
+                    # without pyarrow) and may have configured itself for that: the kernel imports it.
+                    raise ImportError(f"{name} imports {blocker.refused[0]}")
             except BaseException:
                 new = [n for n in sys.modules if n not in set(before)]
                 if _first_extension(new):
-                    # A C extension loaded by a half import may refuse to load again in the kernel.
+                    # A C extension loaded by a half import may refuse to load again in the kernel:
+                    # restart without the module.
                     return {"unsafe": f"importing {name} failed after loading a C extension",
                             "module": name, "culprit": top}
                 for n in new:       # nothing half-imported stays (a package that got to a blocked import)
                     sys.modules.pop(n, None)
                 failed.append(name)
                 continue
+            explain_threads(threads_before, libraries_before)
             why = fork_unsafe()
             if why:
                 new = [n for n in sys.modules if n not in set(before)]

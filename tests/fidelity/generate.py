@@ -66,6 +66,9 @@ CONFIG = [
                                 s("b", "import envmod\nseen = envmod.AT_IMPORT")]),
     ("environ_library_reads_at_import", [s("a", "import os\nos.environ['MPLBACKEND'] = 'svg'"),
                                          s("b", "import matplotlib\nbackend = matplotlib.get_backend()")]),
+    ("environ_library_reads_at_import_same_step", [s("a", "import os\nos.environ['MPLBACKEND'] = 'svg'\nimport matplotlib\n"
+                                                        "backend = matplotlib.get_backend()"),
+                                                   s("b", "n = len(backend)")]),
     ("prelude_seed_then_draws", [(["imports"], "import numpy as np\nnp.random.seed(3)"),
                                  s("a", "x = np.random.rand(2)"), s("b", "y = np.random.rand(2)")]),
     ("prelude_import_then_seed_step", [(["imports"], "import numpy as np"), s("a", "np.random.seed(5)"),

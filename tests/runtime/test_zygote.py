@@ -105,37 +105,84 @@ print(json.dumps({
 """
 
 
-def test_forked_kernel_state_matches_a_fresh_kernel(zygote, tmp_path):
-    import json
-
+async def _fresh(cwd, env, code) -> str:
     from jupyter_client.manager import AsyncKernelManager
 
-    async def fresh():
-        km = AsyncKernelManager(kernel_name="python3")
-        folder = _private_sockets(km)
-        await km.start_kernel(cwd=str(tmp_path), env=ENV, extra_arguments=["--HistoryManager.hist_file=:memory:"])
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)
-            out: list[str] = []
+    km = AsyncKernelManager(kernel_name="python3")
+    folder = _private_sockets(km)
+    await km.start_kernel(cwd=cwd, env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        out: list[str] = []
 
-            def hook(msg):
-                if msg["msg_type"] == "stream":
-                    out.append(msg["content"]["text"])
-            await kc.execute_interactive(STATE, timeout=60, output_hook=hook)
-            return "".join(out)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
-            import shutil
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+        await kc.execute_interactive(code, timeout=120, output_hook=hook)
+        return "".join(out)
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+        import shutil
 
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_forked_kernel_state_matches_a_fresh_kernel(zygote, tmp_path):
+    import json
 
     zygote.preload(["json", "same_nb.runtime"])
     (forked,), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, [STATE]))
     assert pid != zygote.pid
-    assert json.loads(forked) == json.loads(asyncio.run(fresh()))
+    assert json.loads(forked) == json.loads(asyncio.run(_fresh(str(tmp_path), ENV, STATE)))
+
+
+# Threaded BLAS (a product big enough for OpenBLAS's pool), Arrow's allocator, an OpenMP-built model.
+NUMERIC = """
+import hashlib, io, json, numpy as np, pandas as pd, pyarrow.feather as feather
+from sklearn.linear_model import LogisticRegression
+rng = np.random.default_rng(3)
+a = rng.standard_normal((600, 600))
+p = a @ a.T
+df = pd.DataFrame({"x": rng.standard_normal(100_000), "k": np.arange(100_000) % 7})
+buf = io.BytesIO(); feather.write_feather(df, buf); back = feather.read_feather(io.BytesIO(buf.getvalue()))
+m = LogisticRegression(max_iter=200).fit(p[:, :5], (p[:, 0] > 0).astype(int))
+print(json.dumps({"blas": hashlib.sha256(p.tobytes()).hexdigest(), "arrow": bool(back.equals(df)),
+                  "model": m.coef_.round(12).tolist(), "strings": repr(pd.Series(["a"]).dtype)}))
+"""
+
+
+def test_numeric_stack_is_preloaded_and_computes_as_a_fresh_kernel(zygote, tmp_path):
+    """numpy/scipy (OpenBLAS threads) and pyarrow (jemalloc's thread) start threads at import; their
+    libraries handle fork, so they are preloaded, and a forked kernel computes exactly as a fresh one."""
+    pytest.importorskip("sklearn")
+    zygote.preload(["pandas", "numpy", "sklearn.linear_model", "pyarrow.feather"])
+    assert zygote.unsafe is None
+    assert zygote.preloaded == ["pandas", "numpy", "sklearn.linear_model", "pyarrow.feather"], zygote.dropped
+    (first,), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, [NUMERIC]))
+    (second,), _ = asyncio.run(_run(zygote, str(tmp_path), ENV, [NUMERIC]))    # after a fork in the zygote
+    assert pid != zygote.pid
+    assert first == second == asyncio.run(_fresh(str(tmp_path), ENV, NUMERIC))
+
+
+def test_a_package_importing_a_blocked_one_is_not_preloaded(tmp_path, tmp_path_factory):
+    """A module that imports without a package it would find in a fresh kernel may configure itself
+    for its absence (pandas without pyarrow): the kernel imports it itself."""
+    lib = tmp_path_factory.mktemp("lib")
+    (lib / "blocked_zy.py").write_text("VALUE = 1\n")
+    (lib / "optional_zy.py").write_text(
+        "try:\n    import blocked_zy\n    HAS = True\nexcept ImportError:\n    HAS = False\n")
+    env = _env(PYTHONPATH=str(lib))
+    z = Zygote(cwd=str(tmp_path), env=env, log=str(tmp_path / "zygote.log"), blocked=["blocked_zy"])
+    try:
+        z.preload(["json", "optional_zy"])
+        assert z.preloaded == ["json"] and "optional_zy" in z.dropped
+        (out,), _ = asyncio.run(_run(z, str(tmp_path), env, ["import optional_zy; print(optional_zy.HAS)"]))
+        assert out.strip() == "True"
+    finally:
+        z.close()
 
 
 def test_sigint_interrupts_a_running_cell(zygote, tmp_path):
