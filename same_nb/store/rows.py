@@ -14,7 +14,7 @@ from typing import Any
 from same_nb.errors import SameError
 
 DB_ENV = "SAME_NB_DB"
-SCHEMA_REVISION = "0003"       # the newest revision in same_nb/store/migrations/versions
+SCHEMA_REVISION = "0004"       # the newest revision in same_nb/store/migrations/versions
 RUN_NAME_MAX = 255
 RUN_NOTE_MAX = 10_000
 RUN_STATUSES = ("pending", "running", "success", "failed", "cancelled", "interrupted")

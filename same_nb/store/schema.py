@@ -78,12 +78,14 @@ runs = Table(
     Column("error", Text),
     Column("name", String(255)),      # the user's label and note (Store.label_run)
     Column("note", Text),
+    Column("sweep_id", String(64)),   # the runs of one `run --sweep` share it
     # Run numbers are shown to users: never reuse one after a delete.
     sqlite_autoincrement=True,
 )
 Index("ix_runs_created_at", runs.c.created_at)
 Index("ix_runs_notebook_path_id", runs.c.notebook_path, runs.c.id)
 Index("ix_runs_status_host", runs.c.status, runs.c.host)
+Index("ix_runs_sweep_id", runs.c.sweep_id)
 
 step_runs = Table(
     "step_runs", metadata,
@@ -105,6 +107,12 @@ step_runs = Table(
     # duration_s is the wall time; these split it so kernel start-up never reads as compute.
     Column("kernel_wait_s", Float),
     Column("compute_s", Float),
+    # What the step's kernel used: peak resident memory of its process tree, CPU time (user + system),
+    # and the bytes of the artifacts it loaded and saved.
+    Column("peak_rss_bytes", BigInteger),
+    Column("cpu_s", Float),
+    Column("bytes_in", BigInteger),
+    Column("bytes_out", BigInteger),
 )
 Index("ix_step_runs_run_id", step_runs.c.run_id)
 Index("ix_step_runs_cache_key", step_runs.c.cache_key)

@@ -11,7 +11,7 @@ from alembic.config import Config
 
 import same_nb.store.database
 from same_nb.errors import SameError
-from same_nb.store.database import SCHEMA_REVISION, Store, open_store
+from same_nb.store.database import Store, open_store
 
 
 def new_run(store: Store, tmp_path: Path) -> int:
@@ -100,7 +100,6 @@ def alembic_config(conn: sa.Connection) -> Config:
 
 
 def test_store_at_0002_with_runs_upgrades_to_0003(store_url: str, tmp_path: Path):
-    assert SCHEMA_REVISION == "0003"
     (tmp_path / "db").mkdir(exist_ok=True)
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
@@ -122,7 +121,7 @@ def test_store_at_0002_with_runs_upgrades_to_0003(store_url: str, tmp_path: Path
         assert store.get_run(run_id)["steps"][0]["compute_s"] == 0.5
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:     # and back: the downgrade drops exactly what 0003 added
-        command.downgrade(alembic_config(conn), "0002")
+        command.downgrade(alembic_config(conn), "0002")     # through 0004's downgrade
         assert "note" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
         assert "compute_s" not in {c["name"] for c in sa.inspect(conn).get_columns("step_runs")}
     engine.dispose()
