@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import json
 import os
 import queue
@@ -78,6 +79,7 @@ class WarmKernel:
         def client(*args, **kwargs):
             made = make(*args, **kwargs)
             self.clients.append(made)
+            made.wait_for_ready = functools.partial(wait_ready, made)
             return made
 
         self.km.client = client
@@ -98,6 +100,45 @@ class WarmKernel:
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             _SOCKET_DIRS.discard(self.socket_dir)
+
+
+async def wait_ready(kc, timeout: float | None = None) -> None:
+    """jupyter_client's ``wait_for_ready`` without its closing IOPub flush, which waits until IOPub
+    has been quiet for 0.2 s: paid by every step's client, it was most of a small step's overhead.
+    The flush only discards messages from before the first request; nbclient matches every output
+    to its request's msg_id, so a late status message from kernel_info is ignored there anyway.
+    Kept: a kernel_info reply on shell AND a message on IOPub, which proves IOPub is subscribed
+    (otherwise a cell's first outputs could be lost)."""
+    import time
+
+    from jupyter_core.utils import ensure_async
+
+    deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+    while True:
+        kc.kernel_info()
+        try:
+            msg = await ensure_async(kc.shell_channel.get_msg(timeout=1))
+        except queue.Empty:
+            msg = None
+        if msg is not None and msg["msg_type"] == "kernel_info_reply":
+            try:
+                await ensure_async(kc.iopub_channel.get_msg(timeout=0.2))
+            except queue.Empty:
+                pass
+            else:
+                handle = getattr(kc, "_handle_kernel_info_reply", None)     # sets the kernel's protocol version
+                if handle is not None:
+                    handle(msg)
+                break
+        if not await ensure_async(kc.is_alive()):
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+    while True:                    # what is already queued, without waiting for more
+        try:
+            await ensure_async(kc.iopub_channel.get_msg(timeout=0))
+        except queue.Empty:
+            break
 
 
 _SOCKET_DIRS: set[str] = set()
