@@ -142,10 +142,11 @@ def bind(plan: StepLoad, namespace: dict) -> LoadedStep:
     _run(plan.setup.after_inputs, namespace, plan, "configuration")
     from same_nb.runtime import state as _state
 
-    for channel, variable in plan.setup.restores:
-        if variable in states:
-            _state.restore(channel, states[variable])
-            loaded.generators.append(channel)
+    # The states travel as inputs, so they are continued even when the prologue could not be read.
+    for variable, state in states.items():
+        _state.restore(STATE_VARIABLES[variable], state)
+        if state is not None:             # None: the library was not imported, so nothing to continue
+            loaded.generators.append(STATE_VARIABLES[variable])
     loaded.replayed = [line for line in (plan.setup.before_inputs + "\n" + plan.setup.after_inputs).splitlines()
                        if line.strip() and not line.startswith(("#", " ", "def _same_nb_replay", "_same_nb_replay()",
                                                                "del _same_nb_replay"))]

@@ -190,3 +190,42 @@ def test_the_sidebar_code_runs_in_the_notebook_kernel(runs, kernel):
     assert answer["inputs"] == ["frame", "scale"] and answer["params"] == ["offset"]
     printed, error = kernel.run(answer["code"])
     assert error is None and f"of run {runs['failed']} (failed; as asked)" in printed
+
+
+def test_outside_ipython_the_callers_globals_get_inputs_parameters_and_replayed_imports(tmp_path):
+    """A plain Python script: no kernel, so the values land in the calling module's globals."""
+    import subprocess
+    import sys
+
+    from same_nb.bundle.writer import _prologue
+    from same_nb.frontend.ir import Replay, Step
+    from same_nb.runtime import ArtifactStore, dump_value
+
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text("{}")
+    artifacts = ArtifactStore(tmp_path / ".same" / "artifacts")
+    rows = dump_value("rows", [3, 1, 2], artifacts)
+    rows.update(location=str(artifacts.path(rows["sha256"])), role="variable")
+    replay = Replay(channel="os.environ", statement="os.environ['SAME_NB_DEBUG_CHECK'] = 'set in load'", step="load",
+                    imports=["import os"], cell=1, line=2)
+    executed = tmp_path / "train.ipynb"
+    executed.write_text(json.dumps({"cells": [{"id": "same-nb-prologue", "cell_type": "code",
+                                               "source": _prologue(Step(name="train", replay=[replay]))}]}))
+    with open_store(notebook_dir=tmp_path) as store:
+        run = store.create_run(notebook_path=nb, notebook_sha256="0" * 64, pipeline_name="p", params={"k": 2},
+                               target="local", run_dir_root=tmp_path / ".same" / "runs")
+        ids = store.add_step_runs(run, ["load", "train"])
+        for name, status, inputs, outputs in (("load", "success", [], [rows]), ("train", "failed", [rows], [])):
+            store.start_step(ids[name], cache_key=name, cache_info={"params": {"k": 2} if name == "train" else {}},
+                             reason="", code_sha256=None)
+            store.finish_step(ids[name], status=status, inputs=inputs, outputs=outputs, log_path=None,
+                              executed_notebook=str(executed) if name == "train" else None)
+    (tmp_path / "script.py").write_text("import same_nb\nsame_nb.load_step('train')\n"
+                                        "print(repr((rows, k, os.environ['SAME_NB_DEBUG_CHECK'])))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("SAME_NB_DB", "JPY_SESSION_NAME")}
+    done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "([3, 1, 2], 2, 'set in load')"
+    assert f"loaded step 'train' of run {run} (failed; the latest run where it failed) of nb.ipynb" in done.stdout
+    assert "replayed as the step started: import os; os.environ['SAME_NB_DEBUG_CHECK'] = 'set in load'" in done.stdout
