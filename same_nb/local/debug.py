@@ -192,7 +192,10 @@ def _run(code: str, namespace: dict, plan: StepLoad, what: str) -> None:
 
 def describe(value) -> str:
     """Shape for arrays and frames, length for containers, else a short repr."""
-    shape = getattr(value, "shape", None)
+    try:
+        shape = getattr(value, "shape", None)
+    except Exception:                     # a property that raises: fall back to the repr
+        shape = None
     if isinstance(shape, tuple):
         return f"shape {shape}"
     short = reprlib.Repr()

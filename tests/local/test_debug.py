@@ -229,3 +229,32 @@ def test_outside_ipython_the_callers_globals_get_inputs_parameters_and_replayed_
     assert done.stdout.splitlines()[-1] == "([3, 1, 2], 2, 'set in load')"
     assert f"loaded step 'train' of run {run} (failed; the latest run where it failed) of nb.ipynb" in done.stdout
     assert "replayed as the step started: import os; os.environ['SAME_NB_DEBUG_CHECK'] = 'set in load'" in done.stdout
+
+
+def test_the_notebook_is_the_given_one_else_the_kernels_else_the_only_one_with_runs(tmp_path, monkeypatch):
+    from same_nb.local.debug import choose_notebook
+    from same_nb.store.stepload import StepLoadError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    for name in ("a.ipynb", "b.ipynb", "scratch.ipynb"):
+        (tmp_path / name).write_text("{}")
+    with open_store(notebook_dir=tmp_path) as store:
+        def record(name: str) -> int:
+            return store.create_run(notebook_path=tmp_path / name, notebook_sha256="0" * 64, pipeline_name="p",
+                                    params={}, target="local", run_dir_root=tmp_path / ".same" / "runs")
+
+        with pytest.raises(StepLoadError, match="no runs of notebooks in"):
+            choose_notebook(store, {}, None)
+        record("a.ipynb")
+        assert choose_notebook(store, {}, None) == tmp_path / "a.ipynb"
+        # The kernel's notebook counts only when it has runs: a scratch notebook defers to the folder's.
+        assert choose_notebook(store, {"__session__": str(tmp_path / "scratch.ipynb")}, None) == tmp_path / "a.ipynb"
+        record("b.ipynb")
+        with pytest.raises(StepLoadError, match=r"runs of several notebooks are recorded here \(a.ipynb, b.ipynb\)"):
+            choose_notebook(store, {}, None)
+        assert choose_notebook(store, {"__session__": "b.ipynb"}, None) == tmp_path / "b.ipynb"   # relative too
+        monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "a.ipynb"))
+        assert choose_notebook(store, {}, None) == tmp_path / "a.ipynb"
+        monkeypatch.delenv("JPY_SESSION_NAME")
+        assert choose_notebook(store, {}, 7) is None           # a given run names its own notebook
