@@ -165,7 +165,7 @@ def _artifact_error(exc: ArtifactError, record: dict, plan: StepLoad) -> StepLoa
             else "is missing")
     return StepLoadError(f"input {record['name']!r} of step {plan.step!r} in run {plan.source_run_id} {what}: "
                          f"{exc.path or record.get('location')} (sha256 {record['sha256']}). Run the "
-                         f"pipeline again to rebuild it; nothing was bound", path=exc.path)
+                         f"pipeline again to rebuild it; nothing was bound")
 
 
 def _run(code: str, namespace: dict, plan: StepLoad, what: str) -> None:

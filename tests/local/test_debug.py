@@ -178,7 +178,8 @@ def test_a_damaged_artifact_names_the_variable_the_run_and_the_path(runs, kernel
         os.replace(saved, path)
     assert error["ename"] == "StepLoadError" and len(error["traceback"]) == 1
     what = "is corrupt" if damage == "corrupt" else "is missing"
-    assert f"input 'scale' of step 'train-model' in run {failed} {what}: {path}" in error["evalue"]
+    assert error["evalue"].startswith(f"input 'scale' of step 'train-model' in run {failed} {what}")
+    assert f"{path} (sha256 {scale['sha256']})" in error["evalue"]
     assert kernel.value("'frame' in globals() or 'offset' in globals()") is False
 
 
