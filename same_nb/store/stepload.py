@@ -160,8 +160,8 @@ def _inputs(record: dict, step_run: dict) -> list[dict]:
     outputs hold the same name and hash)."""
     made = {(o["name"], o["sha256"]): s["step_name"] for s in record["steps"] for o in s.get("outputs", [])}
     edges = step_run.get("inputs", [])
-    if not edges and step_run.get("finished_at") is None:
-        edges = _spec_inputs(record, step_run["step_name"])      # interrupted: its edges were never written
+    if not edges:       # interrupted or cancelled mid-step: edges are written only by a step's finish
+        edges = _spec_inputs(record, step_run["step_name"])
     return [{**e, "producer": made.get((e["name"], e["sha256"]))} for e in edges
             if e.get("role") in (None, "variable")]
 

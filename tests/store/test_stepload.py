@@ -118,3 +118,20 @@ def test_a_missing_or_foreign_prologue_is_said_not_guessed(tmp_path):
     assert "no executed notebook" in read_setup(None).note
     assert "cannot read" in read_setup(str(tmp_path / "gone.ipynb")).note
     assert "not one this version" in read_setup(_executed(tmp_path, "odd", "print('hi')\n")).note
+
+
+def test_an_interrupted_step_loads_the_inputs_its_spec_named(store, tmp_path):
+    """Edges are written when a step ends; one stopped mid-run still has the spec the runner wrote."""
+    run = new_run(store, tmp_path, alpha=2.0)
+    ids = store.add_step_runs(run, ["load", "train"])
+    data = artifact(tmp_path / "art" / "ab", "data", b"rows")
+    _step(store, ids["load"], "k-load", outputs=[data])
+    store.start_step(ids["train"], cache_key="k", cache_info={"params": {"alpha": 2.0}}, reason="", code_sha256=None)
+    store.mark_steps(run, ["train"], "interrupted")
+    spec = tmp_path / "runs" / str(run) / "steps" / "train" / "spec.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"step": "train", "inputs": {"data": {k: data[k] for k in ("sha256", "kind", "type",
+                                                                                          "size", "location")}}}))
+    plan = resolve(store, "train", run=run)
+    assert plan.status == "interrupted" and plan.params == {"alpha": 2.0}
+    assert [(i["name"], i["sha256"], i["producer"]) for i in plan.inputs] == [("data", data["sha256"], "load")]
