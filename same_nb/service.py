@@ -451,3 +451,24 @@ def step_log(run: dict, step: str, limit: int, read) -> dict | None:
             cell = None
     return {"run_id": run["id"], "step": step, "status": found["status"], "text": text, "running": running,
             "cell": cell if isinstance(cell, int) and not isinstance(cell, bool) else None}
+
+
+def load_step(namespace: dict, step: str, *, run: int | None = None, notebook=None):
+    """Bind what step ``step`` saw at its start in a recorded run into ``namespace`` (``same_nb.load_step``):
+    a :class:`same_nb.local.debug.LoadedStep`."""
+    from same_nb.local.debug import load_into
+
+    return load_into(namespace, step, run=run, notebook=notebook)
+
+
+def debug_step_code(store, run: dict, step: str) -> dict:
+    """For the sidebar's "Debug in notebook": the code that loads ``step`` of ``run`` in the notebook's
+    kernel (which starts in the notebook's folder), after checking that it can be loaded."""
+    from same_nb.local.debug import load_code
+    from same_nb.store.stepload import resolve
+
+    notebook = Path(run["notebook_path"])
+    plan = resolve(store, step, run=run["id"], notebook=notebook)
+    return {"code": load_code(step, run["id"], notebook.name), "run_id": run["id"], "step": step,
+            "status": plan.status, "source_run_id": plan.source_run_id,
+            "inputs": [i["name"] for i in plan.inputs if not i["name"].startswith("_same_nb_")], "params": sorted(plan.params)}

@@ -1,6 +1,7 @@
 """The REST API's routes: every handler of ``/same-nb/api/`` and its URL pattern, in one table."""
 from __future__ import annotations
 
+from same_nb.server.debug_api import DebugStepHandler
 from same_nb.server.handlers import (
     ExecutedNotebookHandler,
     LineageHandler,
@@ -22,6 +23,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (rf"{api}/runs/(\d+)/cancel", CancelHandler),
         (rf"{api}/runs/(\d+)/steps/{step}/notebook", StepNotebookHandler),
         (rf"{api}/runs/(\d+)/steps/{step}/log", StepLogHandler),
+        (rf"{api}/runs/(\d+)/steps/{step}/debug", DebugStepHandler),
         (f"{api}/compare", CompareHandler),
         (f"{api}/executed", ExecutedNotebookHandler),
         (f"{api}/lineage", LineageHandler),

@@ -131,6 +131,16 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
         (["step:after_boom"], "report = total * 2"),
         (["step:independent"], "other = len(values)"),
     ],
+    # load_step: 'train-model' divides by a value 'prepare' computes, 0 when offset is 1; it continues
+    # numpy's global generator from 'prepare' and starts with the pandas option 'prepare' set.
+    "debug_division": [
+        (["parameters"], "offset = 0"),
+        (["step:prepare"], "import numpy as np\nimport pandas as pd\npd.set_option('display.max_rows', 7)\n"
+                           "np.random.seed(3)\nframe = pd.DataFrame({'x': [1.0, 2.0, 3.0]})\nscale = 3 - 3 * offset"),
+        (["step:train-model"], "noise = np.random.rand()\nrows = pd.get_option('display.max_rows')\n"
+                               "ratio = float(frame['x'].sum()) / scale * (offset + 1)"),
+        (["step:report"], "summary = f'{ratio:.3f} {noise:.3f} {rows}'"),
+    ],
     "unpassable_value": [
         (["step:open_file"], "fh = open('unpassable_value.ipynb')"),
         (["step:use_file"], "first = fh.readline()"),
