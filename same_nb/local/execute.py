@@ -28,6 +28,7 @@ class StepOutcome:
     modules: list[str] | None = None    # third-party modules loaded at its end; None: not observed
     needs: dict[str, list[str]] = field(default_factory=dict)   # output -> import names its value needs
     compute_s: float | None = None      # the step notebook's cells executing (papermill's per-cell times)
+    resources: dict = field(default_factory=dict)   # {peak_rss_bytes, cpu_s} measured in the kernel (runtime/resources.py)
 
     def observation(self, run_id: int) -> dict | None:
         """What this run of the step showed it needs installed (``store/observed.py``), if it got to the end."""
@@ -169,4 +170,4 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
                        compute_s=_cells_seconds(nb.cells),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),
                        metrics=result.get("metrics", []), modules=result.get("modules"),
-                       needs=result.get("needs", {}))
+                       needs=result.get("needs", {}), resources=result.get("resources") or {})
