@@ -27,7 +27,9 @@ Standard library only.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 try:
     import resource
@@ -36,6 +38,7 @@ except ImportError:                 # Windows
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _started: dict | None = None
+FAILED_RESOURCES = "resources.json"   # beside the step's result: the figures of a step whose cell raised
 
 
 def supported() -> bool:
@@ -147,6 +150,26 @@ def begin() -> None:
         "reaped_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         "cpu_s": _cpu_now(live),
     }
+
+
+def on_failure(path: str) -> None:
+    """Write the figures to ``path`` if a cell of the step raises: papermill stops there, so the
+    epilogue that reports them never runs (an IPython hook; nothing outside a kernel)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+
+    def written(result) -> None:
+        if getattr(result, "error_in_exec", None) is None and getattr(result, "error_before_exec", None) is None:
+            return
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(end(), f)
+        except OSError:
+            pass                     # no figures is better than a failed step that fails differently
+
+    shell.events.register("post_run_cell", written)
 
 
 def end() -> dict:

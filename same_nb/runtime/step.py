@@ -113,6 +113,7 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 continue
     state.modules = set(sys.modules)
     state.seconds = time.perf_counter() - started
+    _resources.on_failure(str(Path(spec["result"]).with_name(_resources.FAILED_RESOURCES)))
     _LOADED[os.path.abspath(spec_path)] = state
     _fileio.start(os.getcwd())
 

@@ -98,3 +98,13 @@ def test_show_and_compare_memory_growth(module_notebook_copy):
     busy = next(s for s in cached if s["step_name"] == "busy")
     assert busy["status"] == "cached" and busy["cpu_s"] is None and busy["peak_rss_bytes"] is None
     assert busy["bytes_in"] is None and busy["bytes_out"] > 0
+
+
+def test_a_step_whose_cell_raised_keeps_its_figures(notebook_copy):
+    nb = notebook_copy("resources_failing")
+    result = run_notebook(nb, progress=make_progress(quiet=True))
+    assert not result.ok
+    shown = json.loads(cli("show", result.run_id, "--dir", nb.parent, "--json"))
+    boom = next(s for s in shown["steps"] if s["step_name"] == "boom")
+    assert boom["status"] == "failed" and boom["error"]["ename"] == "ValueError"
+    assert boom["peak_rss_bytes"] >= 80 * MB and boom["cpu_s"] > 0 and boom["bytes_in"] > 0

@@ -188,6 +188,10 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
                          "child_code = subprocess.run([sys.executable, '-c', hog]).returncode"),
         (["step:report"], "summary = (total, len(frame), heavy_len, spins > 0, slept, child_code)"),
     ],
+    "resources_failing": [
+        (["step:load"], "values = [1, 2, 3]"),
+        (["step:boom"], "block = bytearray(b'x') * (80_000_000 + len(values))\nraise ValueError(f'failed after {len(block)} bytes')"),
+    ],
     # Front-end fixtures for tag and data-flow corner cases; each runs top to bottom.
     "tags_skip_step": [
         (["step:load"], "data = [1, 2]"),
