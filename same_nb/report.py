@@ -101,6 +101,9 @@ def metrics_text(metrics: list[dict]) -> str:
                      for name, value in last.items())
 
 
+WIDE_TABLE = 100        # console columns from which `show` has memory and CPU columns of their own
+
+
 def step_resources_text(step: dict) -> tuple[str, str]:
     """The memory and CPU cells of a step run: its peak above its kernel's start and the data it loaded
     and saved ("120 MB" over "in 8 MB, out 40 MB"); its CPU time. "-" where nothing was measured."""
@@ -129,7 +132,11 @@ def print_run(run: dict) -> None:
     console.print(Text(f"Run folder: {run.get('run_dir')}"))
     table = Table(show_lines=True)
     with_metrics = any(s.get("metrics") for s in run["steps"])
-    for col in ("step", "status", "time", "memory", "CPU", "why", "outputs", *(["metrics"] if with_metrics else [])):
+    # Two more columns squeeze the outputs column until an output's name and hash break apart on a
+    # narrow console (80 columns when piped): there the figures go under the step's time instead.
+    apart = console.width >= WIDE_TABLE
+    resources = ["memory", "CPU"] if apart else []
+    for col in ("step", "status", "time", *resources, "why", "outputs", *(["metrics"] if with_metrics else [])):
         table.add_column(col)
     for s in run["steps"]:
         outs = "\n".join(f"{o['name']} {o['sha256'][:10]} ({o['kind']}, {o['size']} B)" for o in s["outputs"])
@@ -137,8 +144,10 @@ def print_run(run: dict) -> None:
         metrics = [Text(metrics_text(s.get("metrics") or []) or "-")] if with_metrics else []
         status = s["status"] + (" (cache)" if s.get("cache_hit") and s["status"] != "cached" else "")
         memory, cpu = step_resources_text(s)
-        table.add_row(Text(s["step_name"]), status, dur, memory, cpu, Text(s.get("reason") or "-"),
-                      Text(outs or "-"), *metrics)
+        if not apart:
+            dur += "".join(f"\n{text}" for text in (f"memory {memory}", f"CPU {cpu}") if not text.endswith(" -"))
+        table.add_row(Text(s["step_name"]), status, dur, *([memory, cpu] if apart else []),
+                      Text(s.get("reason") or "-"), Text(outs or "-"), *metrics)
     console.print(table)
     for s in run["steps"]:
         err = s.get("error")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 
 import pytest
 
@@ -81,12 +82,16 @@ def test_forked_kernels_do_not_count_the_zygotes_preload(both_kernels):
     assert "peak memory" not in diff.split("step ")[0]      # no growth flagged for a change of kernel mode
 
 
-def test_show_and_compare_memory_growth(module_notebook_copy):
+def test_show_and_compare_memory_growth(module_notebook_copy, monkeypatch):
     nb = module_notebook_copy("resources")
     small, large, larger = (run(nb, "fork", ("heavy_mb", mb))["run_id"] for mb in ("60", "200", "220"))
+    monkeypatch.setenv("COLUMNS", "160")
     table = cli("show", large, "--dir", nb.parent)
-    assert "memory" in table and "CPU" in table
-    assert "200 MB" in table or "201 MB" in table or "202 MB" in table
+    assert re.search(r"┃ memory +┃ CPU +┃", table)
+    heavy = next(line for line in table.splitlines() if line.startswith("│ heavy "))
+    assert re.search(r"│ 20\d MB +│ \d", heavy), heavy
+    monkeypatch.setenv("COLUMNS", "80")              # narrow: the figures go under the step's time
+    assert re.search(r"memory 20\d MB", cli("show", large, "--dir", nb.parent))
     grew = cli("compare", small, large, "--dir", nb.parent)
     assert "grew more than 2x:\n  heavy: peak memory 3." in grew
     flagged = [line for line in grew.splitlines() if line.startswith("  heavy: peak memory")]
