@@ -97,7 +97,8 @@ _LABELS = (("peak_rss_bytes", "peak memory"), ("cpu_s", "CPU"), ("time_s", "time
 
 
 def resources_line(figures: dict, show) -> str | None:
-    """``  resources: peak memory 120 MB → 290 MB, CPU 1.2 s → 3.4 s, …`` (only figures some run has)."""
+    """``  resources: peak memory 120 MB → 290 MB, CPU 1.2 s → 3.4 s, …``: the figures that differ as
+    shown between the runs (a step cached in both has only its equal data out: nothing to say)."""
     parts = [f"{label} {show(figures[key], lambda v, k=key: figure_text(k, v))}"
-             for key, label in _LABELS if any(v is not None for v in figures.get(key, []))]
+             for key, label in _LABELS if len({figure_text(key, v) for v in figures.get(key) or [None]}) > 1]
     return f"  resources: {', '.join(parts)}" if parts else None

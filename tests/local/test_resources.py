@@ -62,7 +62,7 @@ def test_heavy_busy_and_child_steps_stand_out(both_kernels, kernel):
     steps = both_kernels[kernel]["steps"]
     peak = {n: s["peak_rss_bytes"] for n, s in steps.items()}
     cpu = {n: s["cpu_s"] for n, s in steps.items()}
-    assert 200 * MB <= peak["heavy"] < 260 * MB
+    assert 190 * MB <= peak["heavy"] < 260 * MB
     assert peak["heavy"] > peak["light"] + 150 * MB
     assert cpu["busy"] >= 0.95 and cpu["busy"] > cpu["idle"] + 0.7
     # the child process allocated 150 MB and spun 0.5 s, and exited before the step ended
@@ -98,7 +98,8 @@ def test_show_and_compare_memory_growth(module_notebook_copy, monkeypatch):
     assert len(flagged) == 1 and "(6" in flagged[0] and "→ 20" in flagged[0]
     steady = cli("compare", large, larger, "--dir", nb.parent)
     assert "grew more than 2x" not in steady
-    assert "step heavy:\n  resources: peak memory 20" in steady
+    assert re.search(r"step heavy:\n(  .*\n)*  resources: peak memory 20\d MB → 22\d MB, CPU", steady), steady
+    assert "step busy:" not in steady           # cached in both runs: nothing differs
     cached = json.loads(cli("show", larger, "--dir", nb.parent, "--json"))["steps"]
     busy = next(s for s in cached if s["step_name"] == "busy")
     assert busy["status"] == "cached" and busy["cpu_s"] is None and busy["peak_rss_bytes"] is None
