@@ -5,6 +5,7 @@ import re
 
 from same_nb.frontend.ir import Pipeline
 from same_nb.local.progress import number_text, seconds_text, step_time_text
+from same_nb.text import bytes_text
 
 
 def _console():
@@ -100,6 +101,19 @@ def metrics_text(metrics: list[dict]) -> str:
                      for name, value in last.items())
 
 
+WIDE_TABLE = 100        # console columns from which `show` has memory and CPU columns of their own
+
+
+def step_resources_text(step: dict) -> tuple[str, str]:
+    """The memory and CPU cells of a step run: its peak above its kernel's start and the data it loaded
+    and saved ("120 MB" over "in 8 MB, out 40 MB"); its CPU time. "-" where nothing was measured."""
+    peak, cpu = step.get("peak_rss_bytes"), step.get("cpu_s")
+    data = [f"{label} {bytes_text(step[key])}" for key, label in (("bytes_in", "in"), ("bytes_out", "out"))
+            if step.get(key)]
+    memory = "\n".join([bytes_text(peak) if peak is not None else "-"] + ([", ".join(data)] if data else []))
+    return memory, seconds_text(cpu) if cpu is not None else "-"
+
+
 def print_run(run: dict) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -118,14 +132,22 @@ def print_run(run: dict) -> None:
     console.print(Text(f"Run folder: {run.get('run_dir')}"))
     table = Table(show_lines=True)
     with_metrics = any(s.get("metrics") for s in run["steps"])
-    for col in ("step", "status", "time", "why", "outputs", *(["metrics"] if with_metrics else [])):
+    # Two more columns squeeze the outputs column until an output's name and hash break apart on a
+    # narrow console (80 columns when piped): there the figures go under the step's time instead.
+    apart = console.width >= WIDE_TABLE
+    resources = ["memory", "CPU"] if apart else []
+    for col in ("step", "status", "time", *resources, "why", "outputs", *(["metrics"] if with_metrics else [])):
         table.add_column(col)
     for s in run["steps"]:
         outs = "\n".join(f"{o['name']} {o['sha256'][:10]} ({o['kind']}, {o['size']} B)" for o in s["outputs"])
         dur = step_time_text(s.get("duration_s"), s.get("compute_s"), s.get("kernel_wait_s"))
         metrics = [Text(metrics_text(s.get("metrics") or []) or "-")] if with_metrics else []
         status = s["status"] + (" (cache)" if s.get("cache_hit") and s["status"] != "cached" else "")
-        table.add_row(Text(s["step_name"]), status, dur, Text(s.get("reason") or "-"), Text(outs or "-"), *metrics)
+        memory, cpu = step_resources_text(s)
+        if not apart:
+            dur += "".join(f"\n{text}" for text in (f"memory {memory}", f"CPU {cpu}") if not text.endswith(" -"))
+        table.add_row(Text(s["step_name"]), status, dur, *([memory, cpu] if apart else []),
+                      Text(s.get("reason") or "-"), Text(outs or "-"), *metrics)
     console.print(table)
     for s in run["steps"]:
         err = s.get("error")

@@ -32,6 +32,7 @@ from typing import Any
 from same_nb.kubeflow.podenv import PodEnvironmentError, ensure_lock
 from same_nb.runtime import ArtifactStore, StepRuntimeError, notebook_engine
 from same_nb.runtime.artifacts import hash_file
+from same_nb.runtime.resources import pod_metrics
 
 BUNDLE_ENV = "SAME_NB_BUNDLE"                # in an image: where its copy of the bundle is
 DATASETS_ENV = "SAME_NB_DATASETS"            # same.yaml datasets shipped with the step: name → path (JSON)
@@ -91,6 +92,9 @@ def run_step(arguments: dict[str, Any], step: str, bundle: str | Path) -> None:
             _publish(step, result["outputs"][out["variable"]], arguments[arg], store)
         for metric in result.get("metrics", []):
             arguments[METRICS_OUTPUT].log_metric(metric["name"], metric["value"])
+        # the step's peak memory, CPU time and artifact bytes, as local runs record them
+        for name, value in pod_metrics(result, list(spec["inputs"].values())).items():
+            arguments[METRICS_OUTPUT].log_metric(name, value)
         if snapshot_dir:
             _save_snapshot(Path(snapshot_dir) / step, result, store)
     finally:

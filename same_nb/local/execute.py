@@ -10,6 +10,7 @@ from pathlib import Path
 
 from same_nb.bundle.writer import SPEC_VARIABLE
 from same_nb.runtime import notebook_engine
+from same_nb.runtime.resources import FAILED_RESOURCES
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")
@@ -28,6 +29,7 @@ class StepOutcome:
     modules: list[str] | None = None    # third-party modules loaded at its end; None: not observed
     needs: dict[str, list[str]] = field(default_factory=dict)   # output -> import names its value needs
     compute_s: float | None = None      # the step notebook's cells executing (papermill's per-cell times)
+    resources: dict = field(default_factory=dict)   # {peak_rss_bytes, cpu_s} measured in the kernel (runtime/resources.py)
 
     def observation(self, run_id: int) -> dict | None:
         """What this run of the step showed it needs installed (``store/observed.py``), if it got to the end."""
@@ -124,6 +126,19 @@ def _cells_seconds(cells) -> float | None:
     return round(sum(times), 6) if times else None
 
 
+def _failed_resources(result_path: Path) -> dict:
+    """What a step whose cell raised used until then (``runtime/resources.py`` ``on_failure``)."""
+    for path, key in ((result_path, "resources"), (result_path.with_name(FAILED_RESOURCES), None)):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found = data.get(key) if key else data
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
 def _executed_cells(executed: Path) -> list:
     try:
         return json.loads(executed.read_text())["cells"]
@@ -142,6 +157,7 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
     notebook_engine.register()
     executed.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
+    result_path.with_name(FAILED_RESOURCES).unlink(missing_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         try:
             nb = pm.execute_notebook(str(notebook), str(executed), parameters={**params, SPEC_VARIABLE: str(spec_path)},
@@ -151,12 +167,13 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
                                 execution_timeout=None if timeout is None else math.ceil(timeout))  # int seconds
         except PapermillExecutionError as exc:
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
-                               error=_error_details(exc, executed),
+                               error=_error_details(exc, executed), resources=_failed_resources(result_path),
                                compute_s=_cells_seconds(_executed_cells(executed)))
         except Exception as exc:  # kernel died, timeout, …: report it against the cell that was running
             cell, cell_id = _running_cell(executed)
             return StepOutcome(ok=False, seconds=time.perf_counter() - started,
                                compute_s=_cells_seconds(_executed_cells(executed)),
+                               resources=_failed_resources(result_path),
                                error={"ename": type(exc).__name__, "evalue": str(exc), "cell": cell,
                                       "cell_id": cell_id, "line": None, "where": "kernel", "traceback": ""})
     if not result_path.exists():
@@ -169,4 +186,4 @@ def run_step_notebook(*, notebook: Path, executed: Path, spec_path: Path, result
                        compute_s=_cells_seconds(nb.cells),
                        warnings=result.get("warnings", []), durations=result.get("durations", {}),
                        metrics=result.get("metrics", []), modules=result.get("modules"),
-                       needs=result.get("needs", {}))
+                       needs=result.get("needs", {}), resources=result.get("resources") or {})

@@ -4,18 +4,11 @@ from __future__ import annotations
 import sys
 import time
 
-from same_nb.text import number_text  # noqa: F401  (re-exported for the tables here and report)
+from same_nb.text import number_text, seconds_text  # noqa: F401  (re-exported for the tables here and report)
 
 STOPPING = "stopping kernels…"
 ICONS = {"pending": "·", "running": "▶", "success": "✔", "cached": "⚡", "failed": "✘", "skipped": "↷",
          "cancelled": "■"}
-
-
-def seconds_text(value: float) -> str:
-    """Seconds to about three significant digits, trailing zeros dropped: 0.412 s, 6.8 s, 42.1 s, 312 s."""
-    decimals = 3 if value < 1 else 2 if value < 10 else 1 if value < 100 else 0
-    text = f"{value:.{decimals}f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + " s"
 
 
 def step_time_text(duration_s: float | None, compute_s: float | None = None,

@@ -399,7 +399,7 @@ class Runner:
                                + files_out,
                                executed_notebook=str(st.executed), log_path=str(st.log), error=st.error,
                                metrics=st.metrics, duration_s=st.seconds, kernel_wait_s=st.kernel_wait_s,
-                               compute_s=st.compute_s)
+                               compute_s=st.compute_s, resources=outcome.resources)
         self._emit(name, "COMPLETE" if st.status == "success" else "FAIL")
         self.progress.update(name, st)
 

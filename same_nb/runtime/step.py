@@ -14,7 +14,8 @@ result file the runner reads: ``{"step", "outputs": {name: record}, "warnings": 
 "unplanned": [{"kind": "mutation", "name", "how", "producer", "readers"}],
 "files": [file records, see fileio], "datasets": [dataset records],
 "modules": [third-party modules loaded when the step ended], "needs": {name: [import names its value needs]},
-"durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}}}``.
+"durations": {"load_inputs", "save_outputs", "inputs": {name: s}, "outputs": {name: s}},
+"resources": {"peak_rss_bytes", "cpu_s"} (``resources.py``; None where unknown)}``.
 The runner keeps ``modules`` and ``needs`` per step (``store/observed.py``) so a step's lock holds
 what it actually loaded and passed on, not only what its cells import.
 """
@@ -30,6 +31,7 @@ from typing import Any
 
 from . import fileio as _fileio
 from . import metrics as _metrics
+from . import resources as _resources
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
@@ -69,6 +71,7 @@ def _read_spec(spec_path: str | None) -> dict:
 
 def load_inputs(spec_path: str, namespace: dict) -> None:
     """Load the step's inputs into ``namespace`` and fingerprint the watched ones."""
+    _resources.begin()
     started = time.perf_counter()
     spec = _read_spec(spec_path)
     store = ArtifactStore(spec["store"])
@@ -110,6 +113,7 @@ def load_inputs(spec_path: str, namespace: dict) -> None:
                 continue
     state.modules = set(sys.modules)
     state.seconds = time.perf_counter() - started
+    _resources.on_failure(str(Path(spec["result"]).with_name(_resources.FAILED_RESOURCES)))
     _LOADED[os.path.abspath(spec_path)] = state
     _fileio.start(os.getcwd())
 
@@ -194,6 +198,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         "needs": {name: value_needs(records[name]["kind"], namespace[name]) for name in records},
         "durations": {"load_inputs": loaded.seconds, "save_outputs": time.perf_counter() - started,
                       "inputs": loaded.per_input, "outputs": per_output},
+        "resources": _resources.end(),
     }
     write_json_atomic(Path(spec["result"]), result)
     if unplanned:

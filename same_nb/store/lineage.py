@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, literal, select
 
 from same_nb.errors import SameError
+from same_nb.store.resources import compare_resources, flag_text, growth_flags, resources_line
 from same_nb.store.schema import artifacts, runs, step_run_artifacts, step_runs
 from same_nb.text import number_text
 
@@ -292,13 +293,15 @@ def compare(store: Any, *run_ids: int) -> dict:
             "inputs": _diff(*[_hashes(s, "inputs") for s in each]),
             "outputs": _diff(*[_hashes(s, "outputs") for s in each]),
             "metrics": {k: list(v) for k, v in _pairs(*[_metric_values(s) for s in each])},
+            "resources": compare_resources(each),     # measurements: shown, never a "difference"
         }
     params = _diff(*[run["params"] for run in found])
     differs = bool(params or packages or any(
         s["code"] or s["inputs"] or s["outputs"] or not _same(s["status"]) for s in steps.values()))
     return {"runs": list(run_ids), "notebook": [run["notebook_path"] for run in found],
             "notebook_sha256": [run["notebook_sha256"] for run in found],
-            "params": params, "packages": packages, "steps": steps, "identical": not differs}
+            "params": params, "packages": packages, "steps": steps, "identical": not differs,
+            "flags": growth_flags(list(run_ids), steps)}
 
 
 def _hashes(step: dict, key: str) -> dict[str, str]:
@@ -338,6 +341,10 @@ def render_compare(diff: dict) -> str:
 
         head = "runs " + " | ".join(map(str, runs))
     lines = [head + (": no differences" if diff["identical"] else "")]
+    flags = diff.get("flags") or []
+    if flags:
+        lines.append("grew more than 2x:")
+        lines += [f"  {flag_text(flag, len(runs) == 2)}" for flag in flags]
     if not _same(diff["notebook_sha256"]):
         lines.append("notebook: source changed")
     for title, items in (("parameters", diff["params"]), ("packages", diff["packages"])):
@@ -353,6 +360,9 @@ def render_compare(diff: dict) -> str:
             body += [f"  {key[:-1]} {n}: {show(v)}" for n, v in s[key].items()]
         body += [f"  metric {m}: {show(v, _number)}" + (_delta(*v) if len(v) == 2 else "")
                  for m, v in s["metrics"].items()]
+        figures = resources_line(s.get("resources") or {}, show)
+        if figures:
+            body.append(figures)
         if body:
             lines += [f"step {name}:", *body]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from typing import Any
 
 from same_nb.errors import SameError
 from same_nb.store.host import git_commit, process_started, user
+from same_nb.store.resources import step_resources
 from same_nb.store.rows import (
     RUN_STATUSES,
     STEP_STATUSES,
@@ -125,14 +126,17 @@ class RunWrites:
                     error: dict | None = None, cache_hit: bool = False,
                     metrics: Iterable[dict] = (), metrics_from: int | None = None,
                     duration_s: float | None = None, kernel_wait_s: float | None = None,
-                    compute_s: float | None = None) -> None:
+                    compute_s: float | None = None, resources: dict | None = None) -> None:
         """Record a step's end, its artifacts, lineage edges and metrics in ONE transaction.
 
         ``duration_s``: the wall time as the caller measured (and showed) it; by default, since
         :meth:`start_step`. ``kernel_wait_s`` and ``compute_s`` are parts of it.
 
         ``metrics_from``: the step run a cache hit reused; its metrics are copied, so the new
-        step run shows, compares and exports them like the run that computed them."""
+        step run shows, compares and exports them like the run that computed them.
+
+        ``resources``: ``{peak_rss_bytes, cpu_s}`` as the kernel measured them; bytes in and out
+        come from the records (``store/resources.py``)."""
         check_choice("step status", status, STEP_STATUSES)
         check_json(f"error of step run {step_run_id}", error)
         edges = ([edge_row(step_run_id, "in", r) for r in inputs]
@@ -148,7 +152,9 @@ class RunWrites:
                 duration = (now - started[0]).total_seconds()
             w.update("step_runs", dict(status=status, finished_at=now, duration_s=duration, cache_hit=cache_hit,
                                        executed_notebook=as_str(executed_notebook), log_path=as_str(log_path),
-                                       error=error, kernel_wait_s=kernel_wait_s, compute_s=compute_s),
+                                       error=error, kernel_wait_s=kernel_wait_s, compute_s=compute_s,
+                                       **step_resources(status=status, inputs=inputs, outputs=outputs,
+                                                        measured=resources)),
                      id=step_run_id)
             if arts:
                 w.insert("artifacts", list(arts.values()), ignore=True)

@@ -149,14 +149,29 @@ def test_kfp_local_run_equals_local_run(case, compiled, runs):
 def test_kfp_local_metrics(runs):
     run = runs("kfp_pandas")
 
-    def metrics(task: str) -> dict:
+    def logged(task: str) -> dict:
         return _artifacts(run.kfp_dir / task)["same_nb_metrics"]["artifacts"][0]["metadata"]
+
+    def metrics(task: str) -> dict:
+        return {k: v for k, v in logged(task).items() if not k.startswith("same-nb.")}
 
     snapshot = json.loads((run.snapshots / "summarize" / "result.json").read_text())["snapshot"]
     score = load_value(snapshot["score"], ArtifactStore(run.snapshots / "summarize" / "artifacts"))
     assert metrics("load") == {"rows": 3.0}                  # same_nb.log_metric in the step
     assert metrics("summarize") == {"score": score}         # the pipeline-metrics cell
     assert metrics("scale") == {}
+    # every step also logs its resources, as a local run records them
+    for task in ("load", "scale", "summarize"):
+        figures = {k.removeprefix("same-nb."): v for k, v in logged(task).items() if k.startswith("same-nb.")}
+        assert set(figures) == {"peak_rss_bytes", "cpu_s", "bytes_in", "bytes_out", "task_peak_rss_bytes",
+                                "task_cpu_s"}, task
+        assert figures["cpu_s"] > 0 and figures["peak_rss_bytes"] >= 0
+        # the whole task (component and kernel, start-up included) holds more than the step's window
+        assert figures["task_peak_rss_bytes"] > figures["peak_rss_bytes"] and figures["task_cpu_s"] > figures["cpu_s"]
+    made = _artifacts(run.kfp_dir / "load")
+    assert logged("load")["same-nb.bytes_in"] == 0
+    assert logged("load")["same-nb.bytes_out"] == sum(
+        a["artifacts"][0]["metadata"]["size"] for name, a in made.items() if not name.startswith("same_nb_"))
 
 
 @slow

@@ -181,6 +181,27 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
                         "while not os.path.exists('go.txt'):\n    time.sleep(0.05)\ny = x + 1"),
         (["step:last"], "z = y * 2"),
     ],
+    # Resources per step: a light, a memory-heavy, a busy, an idle step and one whose child process
+    # exits before the step ends; `frames` makes the fork server preload pandas for the whole pipeline.
+    "resources": [
+        (["parameters"], "heavy_mb = 200\nbusy_s = 1.0"),
+        (["step:prepare"], "import numpy as np\nsizes = np.arange(100_000)"),
+        (["step:light"], "total = int(sizes.sum())"),
+        (["step:frames"], "import pandas as pd\nframe = pd.DataFrame({'n': sizes})"),
+        (["step:heavy"], "block = bytearray(b'x') * (heavy_mb * 1_000_000)\nheavy_len = len(block)\ndel block"),
+        (["step:busy"], "import time\nstart = time.process_time()\nspins = 0\n"
+                        "while time.process_time() - start < busy_s:\n    spins += 1"),
+        (["step:idle"], "import time\ntime.sleep(busy_s)\nslept = busy_s"),
+        (["step:child"], "import subprocess, sys\n"
+                         "hog = ('b = bytearray(b\"x\") * 150_000_000\\nimport time\\nt = time.process_time()\\n'\n"
+                         "       'while time.process_time() - t < 0.5: pass')\n"
+                         "child_code = subprocess.run([sys.executable, '-c', hog]).returncode"),
+        (["step:report"], "summary = (total, len(frame), heavy_len, spins > 0, slept, child_code)"),
+    ],
+    "resources_failing": [
+        (["step:load"], "values = [1, 2, 3]"),
+        (["step:boom"], "block = bytearray(b'x') * (80_000_000 + len(values))\nraise ValueError(f'failed after {len(block)} bytes')"),
+    ],
     # Front-end fixtures for tag and data-flow corner cases; each runs top to bottom.
     "tags_skip_step": [
         (["step:load"], "data = [1, 2]"),

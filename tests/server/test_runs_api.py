@@ -113,6 +113,10 @@ def run_model(api, scale: str) -> int:
     run = wait_for_run(api, reply["run_id"], "work/model.ipynb")
     assert run["status"] == "success", run["log_tail"]
     assert all({"kernel_wait_s", "compute_s", "duration_s"} <= set(s) for s in run["steps"])
+    # each step's resources, for the sidebar: measured where it ran, bytes where it passed data
+    ran = [s for s in run["steps"] if s["status"] == "success"]
+    assert ran and all(s["cpu_s"] > 0 and s["peak_rss_bytes"] is not None for s in ran)
+    assert all(s["bytes_in"] is not None and s["bytes_out"] is not None for s in ran)
     assert (run["name"], run["note"]) == (None, None)
     return run["id"]
 
@@ -152,6 +156,10 @@ def test_labels_newest_run_comparison_and_changed_files(api, root):
     assert all(len(v) == 3 for v in diff["steps"]["train"]["outputs"].values())
     assert set(diff["steps"]["train"]["outputs"]) == {"model", "model.json (file)"}
     assert diff["notebook"] == ["work/model.ipynb"] * 3
+    train = diff["steps"]["train"]["resources"]
+    assert all(v > 0 for v in train["cpu_s"]) and all(v > 0 for v in train["bytes_out"])
+    assert diff["steps"]["load"]["resources"]["cpu_s"][1:] == [None, None]     # cached: nothing ran
+    assert diff["flags"] == []                                                 # no step grew 2x
     code, same = api("GET", "compare", params={"path": "work", "runs": f"{r2},{r1}"})
     assert same["runs"] == [r2, r1] and same["params"] == {"scale": [3, 2]}
     for runs, status, words in ((str(r1), 400, "give from 2 to 20"), (f"{r1},{r1}", 400, "give from 2 to 20"),
