@@ -30,6 +30,7 @@ from typing import Any
 
 from . import fileio as _fileio
 from . import metrics as _metrics
+from . import profile as _profile
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
@@ -165,6 +166,8 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
                 f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
                 f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
                 f"Create it inside {steps_phrase(consumers)} instead, or pass the data it is built from.") from exc
+        if _profile.save_profile(store.root, records[name], obj):
+            records[name]["profile"] = True        # <store>/profiles/<sha>: runtime/profile.py
         per_output[name] = time.perf_counter() - t0
 
     warnings = [{"name": name, "message": message}

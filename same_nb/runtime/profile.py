@@ -1,0 +1,233 @@
+"""A small, bounded profile of each DataFrame, Series and numpy array a step saves, for drift checks.
+
+The profile is a JSON sidecar named by the artifact's sha256 (``<store>/profiles/<sha[:2]>/<sha>.json``):
+the same bytes have the same profile, so a cached step's outputs keep theirs and nothing is computed
+twice. It holds rows, columns and dtypes, and per column the null fraction, min/max/mean/std and a
+fixed-size quantile sketch for numeric columns, or the most frequent categories for the others.
+
+Cost is bounded whatever the value's size: above ``SAMPLE_ROWS`` rows every statistic comes from
+``SAMPLE_ROWS`` rows drawn with a fixed seed (the profile says so under ``sample``), at most
+``MAX_COLUMNS`` columns are profiled, categories are at most ``TOP_K`` and their text is cut at
+``MAX_TEXT`` characters. numpy and pandas are touched only for values already of their types, so this
+module stays standard library at import (a bare pod imports it). ``SAME_NB_PROFILE=0`` turns
+profiling off (the benchmark's baseline).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROFILE_VERSION = 1
+SAMPLE_ROWS = 20_000      # rows the statistics are computed from, at most
+SAMPLE_SEED = 0           # fixed: one artifact always gets one profile
+MAX_COLUMNS = 100         # columns profiled, at most; the rest are only counted
+TOP_K = 10                # categories kept per non-numeric column
+MAX_TEXT = 40             # characters kept of a category or column name
+QUANTILES = 21            # the sketch: values at 0%, 5%, ..., 100% of a numeric column
+PROFILED_KINDS = frozenset({"pandas-dataframe", "pandas-series", "numpy-array", "numpy-layout"})
+ENV_SWITCH = "SAME_NB_PROFILE"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def profile_path(root: str | os.PathLike, sha256: str) -> Path:
+    return Path(root) / "profiles" / sha256[:2] / f"{sha256}.json"
+
+
+def read_profile(root: str | os.PathLike, sha256: str) -> dict | None:
+    """The stored profile of artifact ``sha256``, or None (no profile, or an unreadable one)."""
+    try:
+        data = json.loads(profile_path(root, sha256).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == PROFILE_VERSION else None
+
+
+def save_profile(root: str | os.PathLike, record: dict, obj: Any) -> bool:
+    """Write the profile of ``obj`` (stored as ``record``) beside the store once; True when one exists
+    afterwards. Advisory: a value that cannot be profiled never fails the step that saves it."""
+    if record.get("kind") not in PROFILED_KINDS or not enabled():
+        return False
+    path = profile_path(root, record["sha256"])
+    if path.is_file():
+        return True
+    try:
+        profile = profile_value(obj)
+    except Exception:
+        return False
+    if profile is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(profile, sort_keys=True, allow_nan=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def profile_value(obj: Any) -> dict | None:
+    """The profile of a DataFrame, Series or numpy array (None for anything else or a 0-d array)."""
+    pd, np = sys.modules.get("pandas"), sys.modules.get("numpy")
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        return _profile_frame(obj, "dataframe")
+    if pd is not None and isinstance(obj, pd.Series):
+        name = "values" if obj.name is None else obj.name
+        return _profile_frame(obj.to_frame(name=name), "series")
+    if np is not None and isinstance(obj, np.ndarray) and obj.ndim >= 1:
+        return _profile_array(obj)
+    return None
+
+
+def _sample_index(n: int) -> tuple[Any, dict | None]:
+    import numpy as np
+
+    if n <= SAMPLE_ROWS:
+        return None, None
+    # With replacement: O(sample), not O(rows) as a permutation would be.
+    index = np.sort(np.random.default_rng(SAMPLE_SEED).integers(0, n, SAMPLE_ROWS))
+    return index, {"rows": SAMPLE_ROWS, "of": n, "seed": SAMPLE_SEED, "method": "uniform rows, with replacement"}
+
+
+def _profile_frame(df: Any, kind: str) -> dict:
+    rows, ncols = df.shape
+    index, sample = _sample_index(rows)
+    columns = []
+    for position in range(min(ncols, MAX_COLUMNS)):
+        column = df.iloc[:, position]
+        values = column if index is None else column.iloc[index]
+        columns.append({"name": _label(df.columns[position]), "dtype": str(column.dtype),
+                        **_column_stats(values)})
+    return _profile(kind, rows, ncols, columns, sample, shape=[rows, ncols])
+
+
+def _profile_array(array: Any) -> dict:
+    import numpy as np
+
+    rows = array.shape[0]
+    if array.ndim > 2:                 # an image stack, say: its values as one column, sampled by element
+        size = array.size
+        index, sample = _sample_index(size)
+        values = array.reshape(-1) if index is None else array.flat[index]
+        if sample is not None:
+            sample = {**sample, "method": "uniform elements, with replacement"}
+        columns = [{"name": "values", "dtype": str(array.dtype), **_array_stats(np.asarray(values))}]
+        return _profile("ndarray", rows, 1, columns, sample, shape=list(array.shape))
+    index, sample = _sample_index(rows)
+    sampled = array if index is None else array[index]
+    matrix = sampled.reshape(len(sampled), 1) if array.ndim == 1 else sampled
+    ncols = 1 if array.ndim == 1 else array.shape[1]
+    columns = [{"name": str(position), "dtype": str(array.dtype), **_array_stats(matrix[:, position])}
+               for position in range(min(ncols, MAX_COLUMNS))]
+    return _profile("ndarray", rows, ncols, columns, sample, shape=list(array.shape))
+
+
+def _profile(kind: str, rows: int, ncols: int, columns: list, sample: dict | None, shape: list) -> dict:
+    return {"version": PROFILE_VERSION, "kind": kind, "rows": int(rows), "columns": int(ncols),
+            "shape": [int(n) for n in shape], "sample": sample, "profiled_columns": len(columns),
+            "column_stats": columns}
+
+
+def _column_stats(values: Any) -> dict:
+    """One pandas column (already sampled)."""
+    import pandas as pd
+
+    nulls = values.isna()
+    null_count = int(nulls.sum())
+    present = values[~nulls] if null_count else values
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            stats = {"min": _text(present.min()), "max": _text(present.max())} if len(present) else {}
+        else:
+            try:
+                counts = present.value_counts()
+            except TypeError:          # unhashable values (lists in an object column): count their text
+                counts = present.astype(object).map(_text).value_counts()
+            stats = _categories(counts[counts > 0], len(present))
+    else:
+        import numpy as np
+
+        stats = _numeric(present.to_numpy(dtype="float64", na_value=np.nan))
+    return {"null_fraction": _fraction(null_count, len(values)), **stats}
+
+
+def _array_stats(values: Any) -> dict:
+    """One numpy column (already sampled)."""
+    import numpy as np
+
+    if values.dtype.kind in "iuf":
+        x = values.astype("float64", copy=False)
+        nan = np.isnan(x)
+        null_count = int(nan.sum())
+        return {"null_fraction": _fraction(null_count, len(x)), **_numeric(x[~nan] if null_count else x)}
+    if values.dtype.kind in "mM":
+        present = values[~np.isnat(values)]
+        return {"null_fraction": _fraction(len(values) - len(present), len(values)),
+                **({"min": _text(present.min()), "max": _text(present.max())} if len(present) else {})}
+    uniques, counts = np.unique(values, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    merged: dict[str, int] = {}
+    for position in order:
+        key = _text(uniques[position].item())
+        merged[key] = merged.get(key, 0) + int(counts[position])
+    return {"null_fraction": 0.0, **_categories(list(merged.items()), len(values))}
+
+
+def _numeric(x: Any) -> dict:
+    """min/max/mean/std and the quantile sketch of the finite values (non-finite ones are counted)."""
+    import numpy as np
+
+    finite = np.isfinite(x)
+    non_finite = int(len(x) - finite.sum())
+    if non_finite:
+        x = x[finite]
+    stats: dict[str, Any] = {"numeric": True}
+    if non_finite:
+        stats["non_finite_fraction"] = _fraction(non_finite, non_finite + len(x))
+    if len(x):
+        stats.update(min=float(x.min()), max=float(x.max()), mean=_finite(x.mean()), std=_finite(x.std()),
+                     quantiles=[float(q) for q in np.quantile(x, np.linspace(0.0, 1.0, QUANTILES))])
+    return stats
+
+
+def _categories(counts: Any, total: int) -> dict:
+    """The TOP_K most frequent values (text cut at MAX_TEXT) and their share of the non-null values."""
+    items = list(counts.items()) if hasattr(counts, "items") else counts
+    top: dict[str, int] = {}
+    for key, count in items:
+        cut = _text(key)
+        top[cut] = top.get(cut, 0) + int(count)
+    ranked = sorted(top.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = ranked[:TOP_K]
+    return {"numeric": False, "distinct": len(ranked),
+            "top": [[key, _fraction(count, total)] for key, count in kept],
+            "other_fraction": _fraction(sum(c for _, c in ranked[TOP_K:]), total)}
+
+
+def _label(label: Any) -> str:
+    if isinstance(label, tuple):
+        label = "/".join(map(str, label))
+    return _text(label)
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+
+
+def _fraction(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
