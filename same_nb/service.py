@@ -184,7 +184,11 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     pipeline = prepared.pipeline
     checks = prepared.config.get("checks")
     if checks:
-        _check_variables(pipeline, checks)
+        try:
+            _check_variables(pipeline, checks)
+        except SameError:
+            discard_spare(spare)
+            raise
     if warn is not None:
         for diagnostic in pipeline.diagnostics:
             if diagnostic.severity == "warning":
@@ -434,14 +438,14 @@ def data_drift(store, baseline: int, run: int, direction: str = "outputs") -> di
     return drift_between(store, baseline, run, direction=direction)
 
 
-def drifted_runs(store, *, notebook_path=None, baseline: int | None = None, limit: int = 20, offset: int = 0,
-                 threshold: float = 0.1) -> dict:
+def drifted_runs(store, *, notebook_path=None, folder=None, baseline: int | None = None, limit: int = 20,
+                 offset: int = 0, threshold: float = 0.1) -> dict:
     """``same-nb runs --drift``: runs whose step inputs drifted from a baseline, each with its worst column."""
     from same_nb.store.drift_runs import drifted_runs as find
 
     if not threshold > 0:
         raise SameError(f"--threshold must be a PSI above 0, got {threshold}")
-    return find(store, notebook_path=notebook_path, baseline=baseline, limit=limit, offset=offset,
+    return find(store, notebook_path=notebook_path, folder=folder, baseline=baseline, limit=limit, offset=offset,
                 threshold=threshold)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -38,6 +38,10 @@ def _check_baseline(value: Any) -> Any:
         return value
     raise PydanticCustomError("bad_baseline", f"{str(value)[:40]!r} is not a baseline: 'previous' (the last "
                               "successful run of the notebook) or a run id (a whole number above 0)")
+
+
+def _off(value: Any) -> Any:
+    return "off" if value is False else value     # YAML 1.1 reads a bare `off` (or `no`) as false
 
 
 Threshold = Annotated[Any, AfterValidator(_check_threshold)]
@@ -65,7 +69,7 @@ class DriftCheck(_Checks):
 
 class Checks(_Checks):
     baseline: Annotated[Any, AfterValidator(_check_baseline)] = "previous"
-    schema_: Literal["off", "warn", "fail"] = Field("warn", alias="schema")
+    schema_: Annotated[Literal["off", "warn", "fail"], BeforeValidator(_off)] = Field("warn", alias="schema")
     drift: DriftCheck | None = None
 
     def to_config(self) -> dict:

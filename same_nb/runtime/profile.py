@@ -1,4 +1,5 @@
-"""A small, bounded profile of each DataFrame, Series and numpy array a step saves, for drift checks.
+"""A small, bounded profile of each DataFrame, Series and numpy array a step saves (whichever serializer
+wrote it: a frame with object columns is pickled), for drift checks.
 
 The profile is a JSON sidecar named by the artifact's sha256 (``<store>/profiles/<sha[:2]>/<sha>.json``):
 the same bytes have the same profile, so a cached step's outputs keep theirs and nothing is computed
@@ -28,7 +29,9 @@ MAX_COLUMNS = 100         # columns profiled, at most; the rest are only counted
 TOP_K = 10                # categories kept per non-numeric column
 MAX_TEXT = 40             # characters kept of a category or column name
 QUANTILES = 21            # the sketch: values at 0%, 5%, ..., 100% of a numeric column
-PROFILED_KINDS = frozenset({"pandas-dataframe", "pandas-series", "numpy-array", "numpy-layout"})
+# A frame with text columns is pickled, not written as Arrow: what is profiled is the value's type, not
+# how it was stored. These are the stored records' ``type`` of the values ``profile_value`` accepts.
+PROFILED_TYPES = frozenset({"pandas.core.frame.DataFrame", "pandas.core.series.Series", "numpy.ndarray"})
 ENV_SWITCH = "SAME_NB_PROFILE"
 
 
@@ -52,7 +55,9 @@ def read_profile(root: str | os.PathLike, sha256: str) -> dict | None:
 def save_profile(root: str | os.PathLike, record: dict, obj: Any) -> bool:
     """Write the profile of ``obj`` (stored as ``record``) beside the store once; True when one exists
     afterwards. Advisory: a value that cannot be profiled never fails the step that saves it."""
-    if record.get("kind") not in PROFILED_KINDS or not enabled():
+    if record.get("kind") == "group" or not enabled():      # a group's one sha256 holds several values
+        return False
+    if not profiled(obj):
         return False
     path = profile_path(root, record["sha256"])
     if path.is_file():
@@ -72,6 +77,13 @@ def save_profile(root: str | os.PathLike, record: dict, obj: Any) -> bool:
         tmp.unlink(missing_ok=True)
         return False
     return True
+
+
+def profiled(obj: Any) -> bool:
+    """Whether ``obj`` gets a profile: a DataFrame, a Series or a numpy array of at least one dimension."""
+    pd, np = sys.modules.get("pandas"), sys.modules.get("numpy")
+    return ((pd is not None and isinstance(obj, (pd.DataFrame, pd.Series)))
+            or (np is not None and isinstance(obj, np.ndarray) and obj.ndim >= 1))
 
 
 def profile_value(obj: Any) -> dict | None:

@@ -1,6 +1,7 @@
 """The REST API's routes: every handler of ``/same-nb/api/`` and its URL pattern, in one table."""
 from __future__ import annotations
 
+from same_nb.server.drift_api import DriftHandler
 from same_nb.server.handlers import (
     ExecutedNotebookHandler,
     LineageHandler,
@@ -23,6 +24,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (rf"{api}/runs/(\d+)/steps/{step}/notebook", StepNotebookHandler),
         (rf"{api}/runs/(\d+)/steps/{step}/log", StepLogHandler),
         (f"{api}/compare", CompareHandler),
+        (f"{api}/drift", DriftHandler),
         (f"{api}/executed", ExecutedNotebookHandler),
         (f"{api}/lineage", LineageHandler),
         (f"{api}/metrics", MetricsHandler),

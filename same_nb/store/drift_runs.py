@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from same_nb.errors import SameError
-from same_nb.runtime.profile import PROFILED_KINDS, read_profile
+from same_nb.runtime.profile import PROFILED_TYPES, read_profile
 from same_nb.store.drift import compare_profiles, schema_text, worst_column
 
 _PAGE = 200
@@ -26,7 +26,7 @@ def run_artifacts(run: dict, direction: str = "outputs") -> dict[tuple[str, str]
     found = {}
     for step in run.get("steps", []):
         for record in step.get(direction, []):
-            if record.get("kind") in PROFILED_KINDS and record.get("role") in (None, "variable"):
+            if record.get("type") in PROFILED_TYPES and record.get("role") in (None, "variable"):
                 found[(step["step_name"], record["name"])] = record
     return found
 
@@ -91,14 +91,14 @@ def worst(drift: dict) -> dict | None:
     return best
 
 
-def drifted_runs(store: Any, *, notebook_path: str | Path | None = None, baseline: int | None = None,
-                 limit: int = 20, offset: int = 0, threshold: float = 0.1) -> dict:
+def drifted_runs(store: Any, *, notebook_path: str | Path | None = None, folder: str | Path | None = None,
+                 baseline: int | None = None, limit: int = 20, offset: int = 0, threshold: float = 0.1) -> dict:
     """``same-nb runs --drift``: of the newest ``limit`` runs, those whose step inputs drifted from the
     baseline (``baseline`` or each run's previous successful run of its notebook) by at least
     ``threshold`` PSI or changed schema; each with its worst column.
     ``{"runs": [...], "checked": n, "no_baseline": [ids], "threshold": t, "baseline": id or None}``."""
     fixed = _get(store, baseline) if baseline is not None else None
-    listed = store.list_runs(limit=limit, offset=offset, notebook_path=notebook_path)
+    listed = store.list_runs(limit=limit, offset=offset, notebook_path=notebook_path, folder=folder)
     found, no_baseline = [], []
     for summary in listed:
         if summary["status"] in ("pending", "running") or (fixed is not None and summary["id"] == fixed["id"]):
@@ -113,6 +113,7 @@ def drifted_runs(store: Any, *, notebook_path: str | Path | None = None, baselin
         schema = [{"step": a["step"], "variable": a["variable"], **c} for a in drift["artifacts"] for c in a["schema"]]
         if schema or (top is not None and top["psi"] >= threshold):
             found.append({"id": run["id"], "name": run.get("name"), "status": run["status"],
+                          "notebook_path": run["notebook_path"],
                           "created_at": run["created_at"], "baseline": base["id"], "worst": top, "schema": schema})
     return {"runs": found, "checked": len(listed), "no_baseline": no_baseline, "threshold": threshold,
             "baseline": fixed["id"] if fixed else None}

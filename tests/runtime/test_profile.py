@@ -96,3 +96,11 @@ def test_module_imports_only_the_standard_library():
             "print([m for m in ('numpy', 'pandas', 'pyarrow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_pickled_frame_is_profiled_too(tmp_path):
+    df = pd.DataFrame({"mixed": pd.Series([1, "a", None, [1, 2]], dtype=object), "x": [1.0, 2.0, 3.0, 4.0]})
+    prof, record, _ = _saved(tmp_path, "df", df)
+    assert record["kind"] == "pickle"                # object columns do not round-trip through Arrow
+    mixed = _column(prof, "mixed")
+    assert mixed["null_fraction"] == 0.25 and {k for k, _ in mixed["top"]} == {"1", "a", "[1, 2]"}
