@@ -55,7 +55,10 @@ def test_huge_frames_are_sampled_and_bounded(tmp_path):
     wide = pd.DataFrame({f"c{i}": np.arange(rows, dtype="float64") for i in range(profile.MAX_COLUMNS + 5)})
     wide["words"] = pd.array([f"w{i % 5000}" + "x" * 100 for i in range(rows)], dtype="string[pyarrow]")
     prof, record, store = _saved(tmp_path, "wide", wide)
-    assert prof["sample"]["rows"] == profile.SAMPLE_ROWS and prof["sample"]["of"] == rows
+    # a wide frame samples fewer rows: about SAMPLE_CELLS cells in all
+    assert prof["sample"]["rows"] == profile.SAMPLE_CELLS // profile.MAX_COLUMNS and prof["sample"]["of"] == rows
+    narrow = profile.profile_value(wide[["c0", "words"]])
+    assert narrow["sample"]["rows"] == profile.SAMPLE_ROWS and narrow["column_stats"][0]["max"] <= rows - 1
     assert prof["columns"] == profile.MAX_COLUMNS + 6 and prof["profiled_columns"] == profile.MAX_COLUMNS
     assert profile.profile_path(store.root, record["sha256"]).stat().st_size < 60_000
     again = profile.profile_value(wide)
@@ -104,3 +107,12 @@ def test_a_pickled_frame_is_profiled_too(tmp_path):
     assert record["kind"] == "pickle"                # object columns do not round-trip through Arrow
     mixed = _column(prof, "mixed")
     assert mixed["null_fraction"] == 0.25 and {k for k, _ in mixed["top"]} == {"1", "a", "[1, 2]"}
+
+
+def test_an_image_stack_is_one_column_sampled_by_element():
+    images = np.arange(30 * 40 * 40, dtype="uint8").reshape(30, 40, 40)
+    prof = profile.profile_value(images)
+    assert (prof["rows"], prof["columns"], prof["shape"]) == (30, 1, [30, 40, 40])
+    assert prof["sample"]["of"] == images.size and prof["sample"]["method"] == "uniform elements, with replacement"
+    assert prof["column_stats"][0]["name"] == "values" and prof["column_stats"][0]["max"] <= 255
+    assert profile.profile_value(np.float64(1.0)) is None and profile.profile_value(np.array(1.0)) is None
