@@ -144,7 +144,7 @@ def _publish(step: str, record: dict, artifact: Any, store: ArtifactStore) -> No
         shutil.copyfile(source, target)
     artifact.metadata.update({"sha256": record["sha256"], "kind": record["kind"], "type": record["type"],
                               "size": record["size"], "variable": record["name"], "step": step})
-    profile = read_profile(store.root, record["sha256"])      # a pod keeps no store: the profile rides along
+    profile = read_profile(store.root, record["sha256"], record["name"])   # a pod keeps no store: it rides along
     if profile is not None:
         artifact.metadata["profile"] = profile
 

@@ -32,8 +32,10 @@ TOP_K = 10                # categories kept per non-numeric column
 MAX_TEXT = 40             # characters kept of a category or column name
 QUANTILES = 21            # the sketch: values at 0%, 5%, ..., 100% of a numeric column
 # A frame with text columns is pickled, not written as Arrow: what is profiled is the value's type, not
-# how it was stored. These are the stored records' ``type`` of the values ``profile_value`` accepts.
-PROFILED_TYPES = frozenset({"pandas.core.frame.DataFrame", "pandas.core.series.Series", "numpy.ndarray"})
+# how it was stored. These are the stored records' ``type`` of the values ``profile_value`` accepts
+# (pandas 3 names its classes' module ``pandas``, pandas 2 ``pandas.core.frame``).
+PROFILED_TYPES = frozenset({"pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame",
+                            "pandas.core.series.Series", "numpy.ndarray"})
 ENV_SWITCH = "SAME_NB_PROFILE"
 
 
@@ -45,13 +47,16 @@ def profile_path(root: str | os.PathLike, sha256: str) -> Path:
     return Path(root) / "profiles" / sha256[:2] / f"{sha256}.json"
 
 
-def read_profile(root: str | os.PathLike, sha256: str) -> dict | None:
-    """The stored profile of artifact ``sha256``, or None (no profile, or an unreadable one)."""
-    try:
-        data = json.loads(profile_path(root, sha256).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def read_profile(root: str | os.PathLike, sha256: str, name: str | None = None) -> dict | None:
+    """The stored profile of artifact ``sha256`` (of its member ``name`` when it is a group of values
+    saved together), or None (no profile, or an unreadable one)."""
+    data = read_profile_file(profile_path(root, sha256))
+    if data is None:
         return None
-    return data if isinstance(data, dict) and data.get("version") == PROFILE_VERSION else None
+    if "group" in data:
+        member = data["group"].get(name) if isinstance(data["group"], dict) else None
+        return member if isinstance(member, dict) else None
+    return data
 
 
 def save_profile(root: str | os.PathLike, record: dict, obj: Any) -> bool:
@@ -68,12 +73,44 @@ def save_profile(root: str | os.PathLike, record: dict, obj: Any) -> bool:
         profile = profile_value(obj)
     except Exception:
         return False
-    if profile is None:
-        return False
+    return profile is not None and _write(path, profile)
+
+
+def save_group_profiles(root: str | os.PathLike, sha256: str, values: dict[str, Any]) -> list[str]:
+    """Profiles of the values a step saved together as one group artifact (they share objects: a frame
+    and a column of it, say), one per name in one sidecar; returns the names profiled."""
+    if not enabled():
+        return []
+    path = profile_path(root, sha256)
+    existing = read_profile_file(path)
+    if existing is not None and "group" in existing:
+        return sorted(existing["group"])
+    members = {}
+    for name, obj in values.items():
+        if profiled(obj):
+            try:
+                members[name] = profile_value(obj)
+            except Exception:
+                continue
+    members = {name: p for name, p in members.items() if p is not None}
+    if not members or not _write(path, {"version": PROFILE_VERSION, "group": members}):
+        return []
+    return sorted(members)
+
+
+def read_profile_file(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == PROFILE_VERSION else None
+
+
+def _write(path: Path, data: dict) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(profile, sort_keys=True, allow_nan=False), encoding="utf-8")
+        tmp.write_text(json.dumps(data, sort_keys=True, allow_nan=False), encoding="utf-8")
         os.replace(tmp, path)
     except (OSError, ValueError):
         tmp.unlink(missing_ok=True)

@@ -142,6 +142,9 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         for group in shared_groups({name: namespace[name] for name in outputs}):
             try:
                 records.update(dump_group({name: namespace[name] for name in group}, store))
+                sha = records[group[0]]["sha256"]
+                for name in _profile.save_group_profiles(store.root, sha, {n: namespace[n] for n in group}):
+                    records[name]["profile"] = True
             except Exception as exc:
                 disk = _disk_error(exc, step, sorted(group), store)
                 if disk is None:

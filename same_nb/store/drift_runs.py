@@ -48,7 +48,8 @@ def drift_between(store: Any, baseline: int | dict, run: int | dict, direction: 
         if rec_a["sha256"] == rec_b["sha256"]:
             artifacts.append({**entry, "identical": True, "schema": [], "columns": [], "rows": None})
             continue
-        prof_a, prof_b = read_profile(_root(base, rec_a), rec_a["sha256"]), read_profile(_root(new, rec_b), rec_b["sha256"])
+        prof_a = read_profile(_root(base, rec_a), rec_a["sha256"], variable)
+        prof_b = read_profile(_root(new, rec_b), rec_b["sha256"], variable)
         missing = [r["id"] for r, p in ((base, prof_a), (new, prof_b)) if p is None]
         if missing:
             unprofiled += [{"step": step, "variable": variable, "run": r} for r in missing]

@@ -116,3 +116,17 @@ def test_an_image_stack_is_one_column_sampled_by_element():
     assert prof["sample"]["of"] == images.size and prof["sample"]["method"] == "uniform elements, with replacement"
     assert prof["column_stats"][0]["name"] == "values" and prof["column_stats"][0]["max"] <= 255
     assert profile.profile_value(np.float64(1.0)) is None and profile.profile_value(np.array(1.0)) is None
+
+
+def test_values_saved_as_one_group_get_a_profile_each(tmp_path):
+    from same_nb.runtime.serializers import dump_group
+
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    values = {"df": df, "x": df["x"], "n": 3}                  # a frame and its column share the index
+    store = ArtifactStore(tmp_path / "artifacts")
+    records = dump_group(values, store)
+    sha = records["df"]["sha256"]
+    assert profile.save_group_profiles(store.root, sha, values) == ["df", "x"]
+    assert profile.read_profile(store.root, sha, "df")["kind"] == "dataframe"
+    assert profile.read_profile(store.root, sha, "x")["kind"] == "series"
+    assert profile.read_profile(store.root, sha, "n") is None and profile.read_profile(store.root, sha) is None

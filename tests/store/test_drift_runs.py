@@ -7,7 +7,7 @@ import json
 import pytest
 
 from same_nb.local.progress import make_progress
-from same_nb.runtime.profile import profile_path
+from same_nb.runtime.profile import profile_path, read_profile
 from same_nb.service import compare_runs, data_drift, drifted_runs, run_notebook
 from same_nb.store.database import open_store
 from same_nb.store.drift_report import render_drift, render_drifted_runs
@@ -50,8 +50,8 @@ def test_the_shifted_column_drifts_and_the_unchanged_ones_do_not(runs):
     assert df["schema"] == []
     series = _artifact(data_drift(store, first, shifted), "incomes")
     assert series["columns"][0]["psi"] > 0.25
-    ages = _artifact(data_drift(store, first, shifted), "ages")
-    assert ages["identical"]                      # the same bytes: nothing to compare
+    ages = _artifact(data_drift(store, first, shifted), "ages")       # saved in one group with df: a
+    assert not ages["identical"] and ages["columns"][0]["psi"] == 0   # new artifact, the same values
 
 
 def test_compare_reports_drift_in_text_and_json(runs):
@@ -89,8 +89,10 @@ def test_profiles_are_written_for_frames_series_and_arrays(runs):
     nb, store, (first, *_) = runs
     run = store.get_run(first)
     load = next(s for s in run["steps"] if s["step_name"] == "load")
-    kinds = {}
-    for record in load["outputs"]:
-        path = profile_path(nb.parent / ".same" / "artifacts", record["sha256"])
-        kinds[record["name"]] = json.loads(path.read_text())["kind"]
+    root = nb.parent / ".same" / "artifacts"
+    kinds = {r["name"]: read_profile(root, r["sha256"], r["name"])["kind"] for r in load["outputs"]}
     assert kinds == {"df": "dataframe", "incomes": "series", "ages": "ndarray"}
+    # df, incomes and ages share objects (the index, the buffer), so they were saved as one group artifact
+    # and its sidecar holds a profile per name
+    [sha] = {r["sha256"] for r in load["outputs"]}
+    assert sorted(json.loads(profile_path(root, sha).read_text())["group"]) == ["ages", "df", "incomes"]
