@@ -15,7 +15,8 @@ Why PSI rather than KS or a test's p-value:
   same for ten rows or a billion;
 - one statistic and one scale for numeric and categorical columns, so one threshold in same.yaml
   means the same thing for both (KS has no categorical form);
-- it is symmetric in the two runs' bin shares and has long-used readings: below 0.1 stable, 0.1–0.25
+- for fixed bins it is symmetric in the two runs' shares (the bins are the baseline's deciles, so
+  swapping the runs can change the figure), and it has long-used readings: below 0.1 stable, 0.1–0.25
   a moderate shift, above 0.25 a significant one; a p-value would instead flag every tiny shift of a
   large sample and miss large shifts of a small one.
 The KS distance (largest gap between the two CDFs, read off the sketches) is reported beside it for
