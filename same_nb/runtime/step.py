@@ -143,8 +143,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
             try:
                 records.update(dump_group({name: namespace[name] for name in group}, store))
                 sha = records[group[0]]["sha256"]
-                for name in _profile.save_group_profiles(store.root, sha, {n: namespace[n] for n in group}):
-                    records[name]["profile"] = True
+                _profile.save_group_profiles(store.root, sha, {n: namespace[n] for n in group})
             except Exception as exc:
                 disk = _disk_error(exc, step, sorted(group), store)
                 if disk is None:
@@ -169,8 +168,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
                 f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
                 f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
                 f"Create it inside {steps_phrase(consumers)} instead, or pass the data it is built from.") from exc
-        if _profile.save_profile(store.root, records[name], obj):
-            records[name]["profile"] = True        # <store>/profiles/<sha>: runtime/profile.py
+        _profile.save_profile(store.root, records[name], obj)      # <store>/profiles/<sha>: runtime/profile.py
         per_output[name] = time.perf_counter() - t0
 
     warnings = [{"name": name, "message": message}
