@@ -24,7 +24,7 @@ def render_drift(drift: dict, all_columns: bool = False) -> str:
             head += " (statistics from a sample)"
         body = [f"    schema: {schema_text(c)}" for c in art["schema"]]
         shown = [c for c in art["columns"] if all_columns or psi_reading(c["psi"]) not in ("stable", "n/a")]
-        body += [f"    {c['name']}: {describe_column(c)}" for c in sorted(shown, key=lambda c: -(c["psi"] or 0))]
+        body += [f"    {_name(c['name'])}: {describe_column(c)}" for c in sorted(shown, key=lambda c: -(c["psi"] or 0))]
         quiet = len(art["columns"]) - len(shown)
         if quiet:
             body.append(f"    {quiet} column(s) stable")
@@ -64,3 +64,8 @@ def render_checks(report: dict) -> list[str]:
     lines += [f"note: data checks: {u['step']}.{u['variable']} has no profile in run {u['run']}"
               for u in report["unprofiled"]]
     return lines
+
+
+def _name(name: str) -> str:
+    """A column name as typed, or quoted when it holds anything a line of output could be confused by."""
+    return name if name.isprintable() and name.strip() == name and name and ":" not in name else repr(name)
