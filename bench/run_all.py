@@ -67,6 +67,11 @@ def _store(out: str) -> list[Figure]:
     return [Figure(f"store {m[1].strip()}", f"{m[2]} ms", f"<= {m[3]} ms", m[4] == "ok") for m in rows]
 
 
+def _profile(out: str) -> list[Figure]:
+    m = re.search(r"^profile overhead ratio ([\d.]+) \(goal <= ([\d.]+)\) (PASS|MISS)$", out, re.M)
+    return [Figure("profile overhead, 1M-row DataFrame save", f"x{m[1]}", f"<= x{m[2]}", m[3] == "PASS")] if m else []
+
+
 # script, its arguments in --quick mode, the parser of its output
 BENCHMARKS: list[tuple[str, list[str], Callable[[str], list[Figure]]]] = [
     ("compile_scaling.py", ["--sizes", "500,5000", "--repeat", "1"], _compile),
@@ -74,6 +79,7 @@ BENCHMARKS: list[tuple[str, list[str], Callable[[str], list[Figure]]]] = [
     ("lock_detection.py", [], _lock),
     ("store_queries.py", ["--step-runs", "10000"], _store),
     ("server_responsiveness.py", ["--runs", "200", "--repeat", "5"], _server),
+    ("profile_overhead.py", ["--repeat", "5"], _profile),
 ]
 
 

@@ -111,6 +111,11 @@ def cmd_run(args) -> int:
         _stderr_line("cancelled before the run started")
         return 130
     print_summary(result)
+    if result.checks:
+        from same_nb.store.drift_report import render_checks
+
+        for line in render_checks(result.checks):
+            print(line)
     return 0 if result.ok else 1
 
 
@@ -171,11 +176,16 @@ def cmd_trace(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from same_nb.store.lineage import compare, render_compare
+    from same_nb.service import compare_runs
+    from same_nb.store.drift_report import render_drift
+    from same_nb.store.lineage import render_compare
 
     with _store_for(args) as store:
-        diff = compare(store, *args.runs)
-    print(json.dumps(diff, indent=1, default=str) if args.json else render_compare(diff))
+        diff = compare_runs(store, args.runs)
+    if args.json:
+        print(json.dumps(diff, indent=1, default=str))
+    else:
+        print("\n".join([render_compare(diff)] + [render_drift(d, args.all_columns) for d in diff["drift"]]))
     return 0
 
 
@@ -272,6 +282,14 @@ def cmd_runs(args) -> int:
         for note in refresh_remote_runs(store, runs):
             print(f"note: {note}", file=sys.stderr)
         columns: list[str] = []
+        if args.drift or args.baseline is not None:
+            from same_nb.service import drifted_runs
+            from same_nb.store.drift_report import render_drifted_runs
+
+            result = drifted_runs(store, notebook_path=notebook, baseline=args.baseline, limit=args.limit,
+                                  offset=args.offset, threshold=args.threshold)
+            print(json.dumps(result, indent=1, default=str) if args.json else render_drifted_runs(result))
+            return 0
         if args.metrics:
             from same_nb.store.lineage import runs_with_metrics
 
@@ -432,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--offset", type=int, default=0, help="skip this many of the newest runs")
     p.add_argument("--metrics", action="store_true", help="add a column per logged metric (last value per run)")
+    p.add_argument("--drift", action="store_true",
+                   help="only the runs whose step inputs (DataFrames, Series, arrays) drifted from a baseline run "
+                        "by PSI or changed schema, each with its worst column")
+    p.add_argument("--baseline", type=int, metavar="RUN",
+                   help="with --drift: compare with this run (default: each run's previous successful run of "
+                        "its notebook)")
+    p.add_argument("--threshold", type=float, default=0.1, metavar="PSI",
+                   help="with --drift: the PSI that counts as drift (default 0.1, a moderate shift)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 
@@ -459,11 +485,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="what differs between two or more runs",
                        description="Compare runs: step code, parameters, package versions, input data "
                                    "hashes, metrics and output hashes. Two runs show `old → new`; more show "
-                                   "the values in the order given, separated by `|`.")
+                                   "the values in the order given, separated by `|`. Then data drift from the "
+                                   "first run: for each DataFrame, Series or array a step passes on in both, "
+                                   "schema changes and the columns whose PSI (population stability index over "
+                                   "deciles, from the profiles saved with each artifact) is 0.1 or more.")
     p.add_argument("runs", type=int, nargs="+", metavar="RUN",
                    help="two or more run ids, earliest first (see `same-nb runs`)")
     p.add_argument("--dir", default=".", help=DIR_HELP)
     p.add_argument("--notebook", metavar="NB", help=NOTEBOOK_HELP)
+    p.add_argument("--all-columns", action="store_true", help="show the drift of every column, stable ones too")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_compare)
 

@@ -118,6 +118,7 @@ class RunResult:
     seconds: float
     states: dict
     pipeline: Pipeline
+    checks: dict | None = None       # same.yaml's data checks on this run (store/drift_runs.evaluate_checks)
 
     @property
     def ok(self) -> bool:
@@ -181,6 +182,13 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         discard_spare(spare)
         raise
     pipeline = prepared.pipeline
+    checks = prepared.config.get("checks")
+    if checks:
+        try:
+            _check_variables(pipeline, checks)
+        except SameError:
+            discard_spare(spare)
+            raise
     if warn is not None:
         for diagnostic in pipeline.diagnostics:
             if diagnostic.severity == "warning":
@@ -189,7 +197,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     from same_nb.store.lean import NotAllCached, open_lean_store
 
     held, store = None, None
-    if lean and use_cache and spare is None and resume is None and run_id is None and not (isolated or snapshot):
+    if lean and use_cache and spare is None and resume is None and run_id is None and not (isolated or snapshot
+                                                                                           or checks):
         store = open_lean_store(notebook.parent)
     if store is None:
         from same_nb.store.database import open_store  # SQLAlchemy: ~0.3 s, which the lean store avoids
@@ -237,21 +246,24 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         progress = progress or PlainProgress()
         held = HeldProgress(progress) if getattr(store, "lean", False) else None
         runner = Runner(request, store, run_id, run_dir, held or progress)
-        status = "failed"
+        status, report, error = "failed", None, None
         try:
             states = runner.run()
             status = "success" if all(s.status in ("success", "cached") or n in runner.stopped
                                       for n, s in states.items()) else "failed"
+            if status == "success" and checks:
+                report, error = _run_checks(store, run_id, checks)
+                status = "failed" if error else status
         except KeyboardInterrupt:
             status = "cancelled"
             raise
         finally:
             (held or progress).stop()
-            store.finish_run(run_id, status)
+            store.finish_run(run_id, status, error)
         if held is not None:
             held.replay()
         return RunResult(run_id=run_id, run_dir=run_dir, status=status, seconds=time.time() - started,
-                         states=states, pipeline=pipeline)
+                         states=states, pipeline=pipeline, checks=report)
     except NotAllCached:                           # from the lean store only: it recorded nothing
         pass
     finally:
@@ -407,10 +419,54 @@ def label_run(store, run_id: int, **label) -> dict:
 
 
 def compare_runs(store, run_ids: list[int]) -> dict:
-    """What differs between two or more runs (``store.lineage.compare``): one value per run in every list."""
+    """What differs between two or more runs (``store.lineage.compare``): one value per run in every list;
+    ``drift``: each later run's data drift from the first (``data_drift``)."""
     from same_nb.store.lineage import compare
 
-    return compare(store, *run_ids)
+    diff = compare(store, *run_ids)
+    diff["drift"] = [data_drift(store, run_ids[0], other) for other in run_ids[1:]]
+    return diff
+
+
+# -- data profiles and drift (runtime/profile.py, store/drift.py, store/drift_runs.py) ---------------
+
+def data_drift(store, baseline: int, run: int, direction: str = "outputs") -> dict:
+    """Schema changes and per-column PSI of the DataFrames, Series and arrays that ``baseline`` and
+    ``run`` both pass on (``direction="inputs"``: that their steps read), by step and variable."""
+    from same_nb.store.drift_runs import drift_between
+
+    return drift_between(store, baseline, run, direction=direction)
+
+
+def drifted_runs(store, *, notebook_path=None, folder=None, baseline: int | None = None, limit: int = 20,
+                 offset: int = 0, threshold: float = 0.1) -> dict:
+    """``same-nb runs --drift``: runs whose step inputs drifted from a baseline, each with its worst column."""
+    from same_nb.store.drift_runs import drifted_runs as find
+
+    if not threshold > 0:
+        raise SameError(f"--threshold must be a PSI above 0, got {threshold}")
+    return find(store, notebook_path=notebook_path, folder=folder, baseline=baseline, limit=limit, offset=offset,
+                threshold=threshold)
+
+
+def _check_variables(pipeline: Pipeline, checks: dict) -> None:
+    """same.yaml's checks.drift.variables must name variables a step passes on: a typo would check nothing."""
+    wanted = (checks.get("drift") or {}).get("variables") or []
+    passed = sorted({name for step in pipeline.steps for name in step.outputs})
+    unknown = [name for name in wanted if name not in passed]
+    if unknown:
+        raise SameError(f"same.yaml checks.drift.variables: {', '.join(map(repr, unknown))} "
+                        f"{'is' if len(unknown) == 1 else 'are'} not passed between steps, so no profile is "
+                        f"kept; variables passed between steps: {', '.join(passed) or 'none'}")
+
+
+def _run_checks(store, run_id: int, checks: dict) -> tuple[dict, str | None]:
+    """Evaluate same.yaml's checks on a run whose steps all succeeded: (report, the run's error or None)."""
+    from same_nb.store.drift_runs import evaluate_checks
+
+    report = evaluate_checks(store, run_id, checks)
+    failed = [f["message"] for f in report["findings"] if f["level"] == "fail"]
+    return report, ("data check failed: " + "; ".join(failed)) if failed else None
 
 
 STEP_LOG = "log.txt"                       # <run dir>/steps/<step>/log.txt: papermill's stdout/stderr of the step

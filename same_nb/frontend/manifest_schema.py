@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
+from same_nb.frontend.manifest_checks import Checks
 from same_nb.frontend.manifest_same import SAME_API_VERSIONS, byte_size, is_same_api_version, redact_url
 
 API_VERSION = "same-nb/v1"
@@ -371,6 +372,7 @@ class Manifest(_Model):
     datasets: dict[str, Dataset] = Field(default_factory=dict)
     steps: dict[StepName, StepOverride] = Field(default_factory=dict)
     lineage: Lineage | None = None
+    checks: Checks | None = None            # data checks against a baseline run (manifest_checks.py)
     # Not fields: never validated from a file, never dumped.
     _warnings: list[str] = PrivateAttr(default_factory=list)            # SAME fields same-nb ignores, …
     _same_environments: dict[str, str] = PrivateAttr(default_factory=dict)   # SAME environment → image

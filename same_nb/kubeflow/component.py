@@ -33,6 +33,7 @@ from same_nb.kubeflow.podenv import PodEnvironmentError, ensure_lock
 from same_nb.runtime import ArtifactStore, StepRuntimeError, notebook_engine
 from same_nb.runtime.artifacts import hash_file
 from same_nb.runtime.resources import pod_metrics
+from same_nb.runtime.profile import read_profile
 
 BUNDLE_ENV = "SAME_NB_BUNDLE"                # in an image: where its copy of the bundle is
 DATASETS_ENV = "SAME_NB_DATASETS"            # same.yaml datasets shipped with the step: name → path (JSON)
@@ -147,6 +148,9 @@ def _publish(step: str, record: dict, artifact: Any, store: ArtifactStore) -> No
         shutil.copyfile(source, target)
     artifact.metadata.update({"sha256": record["sha256"], "kind": record["kind"], "type": record["type"],
                               "size": record["size"], "variable": record["name"], "step": step})
+    profile = read_profile(store.root, record["sha256"], record["name"])   # a pod keeps no store: it rides along
+    if profile is not None:
+        artifact.metadata["profile"] = profile
 
 
 def _execute(step: str, notebook: Path, executed: Path, parameters: dict, kernel: str, cwd: Path) -> None:

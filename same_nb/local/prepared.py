@@ -46,7 +46,8 @@ def _run_config(manifest) -> dict:
             "cache": bool(manifest.run.cache),
             "openlineage": (manifest.lineage.openlineage.model_dump(exclude_none=True)
                             if manifest.lineage and manifest.lineage.openlineage else None),
-            "step_cache": {n: bool(manifest.step_config(n).cache) for n in steps}}
+            "step_cache": {n: bool(manifest.step_config(n).cache) for n in steps},
+            "checks": manifest.checks.to_config() if manifest.checks else None}
 
 
 def _entry(notebook: Path, manifest_path: Path | None) -> tuple[Path, Path | None]:

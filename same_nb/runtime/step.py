@@ -32,6 +32,7 @@ from typing import Any
 from . import fileio as _fileio
 from . import metrics as _metrics
 from . import resources as _resources
+from . import profile as _profile
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
@@ -145,6 +146,8 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
         for group in shared_groups({name: namespace[name] for name in outputs}):
             try:
                 records.update(dump_group({name: namespace[name] for name in group}, store))
+                sha = records[group[0]]["sha256"]
+                _profile.save_group_profiles(store.root, sha, {n: namespace[n] for n in group})
             except Exception as exc:
                 disk = _disk_error(exc, step, sorted(group), store)
                 if disk is None:
@@ -169,6 +172,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
                 f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
                 f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
                 f"Create it inside {steps_phrase(consumers)} instead, or pass the data it is built from.") from exc
+        _profile.save_profile(store.root, records[name], obj)      # <store>/profiles/<sha>: runtime/profile.py
         per_output[name] = time.perf_counter() - t0
 
     warnings = [{"name": name, "message": message}

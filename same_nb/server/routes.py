@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from same_nb.server.debug_api import DebugStepHandler
+from same_nb.server.drift_api import DriftHandler
 from same_nb.server.handlers import (
     ExecutedNotebookHandler,
     LineageHandler,
@@ -25,6 +26,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (rf"{api}/runs/(\d+)/steps/{step}/log", StepLogHandler),
         (rf"{api}/runs/(\d+)/steps/{step}/debug", DebugStepHandler),
         (f"{api}/compare", CompareHandler),
+        (f"{api}/drift", DriftHandler),
         (f"{api}/executed", ExecutedNotebookHandler),
         (f"{api}/lineage", LineageHandler),
         (f"{api}/metrics", MetricsHandler),

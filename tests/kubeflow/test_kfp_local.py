@@ -264,3 +264,18 @@ def test_basic_html_escapes_code_and_shows_outputs(tmp_path):
     assert "<b>" not in page and "&lt;b&gt;" in page and "# &lt;Title&gt;" in page
     assert f"data:image/png;base64,{png}" in page and "not base64!" not in page
     assert "ValueError: boom" in page and "\x1b" not in page
+
+
+@slow
+def test_kfp_local_dataframe_artifact_carries_its_profile(runs):
+    """A pod keeps no store: the profile of a DataFrame output rides in its KFP artifact's metadata, the
+    same as the local run's sidecar (KFP stores the numbers as floats)."""
+    from same_nb.runtime.profile import read_profile
+
+    run = runs("kfp_pandas")
+    meta = _artifacts(run.kfp_dir / "load")["df"]["artifacts"][0]["metadata"]
+    profile = meta["profile"]
+    assert profile["kind"] == "dataframe" and profile["rows"] == 3
+    assert [c["name"] for c in profile["column_stats"]] == ["a", "b", "c"]
+    store = Path(run.local.pipeline.notebook).parent / ".same" / "artifacts"
+    assert profile == read_profile(store, meta["sha256"])

@@ -217,6 +217,17 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
         (["step:join"], "from posixpath import *\nfull = join('data', 'raw.csv')"),
         (["step:split"], "name = basename(full)\nfolder = dirname(full)"),
     ],
+    # Data drift: `shift` moves one column, `extra_column` changes the schema; `age` never changes.
+    "drift_shift": [
+        (["parameters"], "shift = 0.0\nextra_column = False\nrows = 2000"),
+        (["step:load"], "import numpy as np\nimport pandas as pd\n\nrng = np.random.default_rng(0)\n"
+                        "df = pd.DataFrame({'income': rng.normal(50, 10, rows) + shift,\n"
+                        "                   'age': rng.normal(40, 12, rows),\n"
+                        "                   'city': rng.choice(['paris', 'rome', 'oslo'], rows)})\n"
+                        "if extra_column:\n    df['score'] = 1.0\n"
+                        "incomes = df['income'].copy()\nages = df[['age']].to_numpy()"),
+        (["step:report"], "summary = (float(df['income'].mean()), float(incomes.median()), ages.shape)"),
+    ],
 }
 
 
