@@ -32,8 +32,8 @@ from typing import Any
 from same_nb.kubeflow.podenv import PodEnvironmentError, ensure_lock
 from same_nb.runtime import ArtifactStore, StepRuntimeError, notebook_engine
 from same_nb.runtime.artifacts import hash_file
-from same_nb.runtime.resources import pod_metrics
 from same_nb.runtime.profile import read_profile
+from same_nb.runtime.resources import pod_metrics
 
 BUNDLE_ENV = "SAME_NB_BUNDLE"                # in an image: where its copy of the bundle is
 DATASETS_ENV = "SAME_NB_DATASETS"            # same.yaml datasets shipped with the step: name → path (JSON)

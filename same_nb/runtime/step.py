@@ -31,8 +31,8 @@ from typing import Any
 
 from . import fileio as _fileio
 from . import metrics as _metrics
-from . import resources as _resources
 from . import profile as _profile
+from . import resources as _resources
 from .artifacts import ArtifactStore
 from .boundary import check_transferable, steps_phrase
 from .errors import MissingOutputError, SpecError, StepBoundaryError, StepRuntimeError, UnplannedEffectError
