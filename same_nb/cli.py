@@ -65,6 +65,9 @@ def _stderr_line(text: str) -> None:
 def cmd_compile(args) -> int:
     if args.target == "kubeflow":
         return _compile_kubeflow(args)
+    if args.sweep or args.params_grid:
+        raise SameError("a sweep compiles for --target kubeflow (nested dsl.ParallelFor); run it here with "
+                        "`same-nb run NB --sweep ...`")
     from same_nb.service import compile_notebook
 
     result = compile_notebook(args.notebook, args.output, args.manifest, lock=not args.no_lock,
@@ -173,7 +176,7 @@ def _compile_kubeflow(args) -> int:
 
     result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
                                   platform=args.platform, progress=_stderr_line, image=args.image,
-                                  bundle_uri=args.bundle_uri)
+                                  bundle_uri=args.bundle_uri, sweep_axes=_sweep_axes(args) or None)
     figures = result.figures
     from same_nb.report import render_lock
 
@@ -406,6 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: same.yaml environment.image)")
     p.add_argument("--bundle-uri", metavar="URI", help="with --target kubeflow and no image: where pods import the "
                    "bundle (kfp/bundle.tar.gz) from, e.g. minio://mlpipeline/same-nb/x.tar.gz, gs://…, s3://…")
+    p.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
+                   help="with --target kubeflow: compile the grid of these values (repeatable) as nested "
+                        "dsl.ParallelFor loops around the steps a swept parameter reaches; the others run once")
+    p.add_argument("--params-grid", metavar="FILE", help="with --target kubeflow: the grid from a YAML file "
+                   "mapping parameters to lists of values")
     p.add_argument("--no-lock", action="store_true",
                    help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
     _add_lock_options(p)
