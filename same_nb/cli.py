@@ -162,7 +162,8 @@ def _run_sweep(args) -> int:
         result = run_sweep(args.notebook, _sweep_axes(args), params=[tuple(p) for p in args.param],
                            params_file=args.params, jobs=args.jobs, use_cache=not args.no_cache,
                            manifest_path=args.manifest, timeout=args.timeout, kernel=args.kernel,
-                           progress_for=progress_for, announce=announce, warn=_stderr_line)
+                           progress_for=progress_for, announce=announce, warn=_stderr_line,
+                           sweep_id=args.sweep_id)
     except SweepCancelled as cancelled:
         runs = ", ".join(map(str, cancelled.runs)) or "none"
         _stderr_line(f"sweep {cancelled.sweep_id} cancelled (runs started: {runs})")
@@ -509,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "that no swept parameter reaches run once and are shared by every run")
     p.add_argument("--params-grid", metavar="FILE",
                    help="YAML file mapping parameters to lists of values to sweep, e.g. `C: [0.1, 0.5, 1.0]`")
+    p.add_argument("--sweep-id", help=argparse.SUPPRESS)      # chosen by the server's sweep start
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)
 
