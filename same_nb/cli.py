@@ -93,6 +93,8 @@ def cmd_run(args) -> int:
         if args.resume is not None:
             raise SameError("--resume continues one run; it cannot be combined with --sweep/--params-grid")
         return _run_sweep(args)
+    if args.sweep_id:
+        raise SameError("--sweep-id names a sweep: add --sweep NAME=V1,V2 or --params-grid FILE")
     if args.target == "kubeflow":
         return _run_kubeflow(args)
     import signal
@@ -510,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "that no swept parameter reaches run once and are shared by every run")
     p.add_argument("--params-grid", metavar="FILE",
                    help="YAML file mapping parameters to lists of values to sweep, e.g. `C: [0.1, 0.5, 1.0]`")
-    p.add_argument("--sweep-id", help=argparse.SUPPRESS)      # chosen by the server's sweep start
+    p.add_argument("--sweep-id", metavar="ID", help="with --sweep: the sweep's id (letters, digits, '.', '_', '-'; "
+                   "default: the date, time and 6 random hex digits); refused if the store has that sweep already")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)
 

@@ -329,6 +329,8 @@ def run_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (
 
     started = time.time()
     plan = plan_notebook_sweep(path, axes, params=params, params_file=params_file, manifest_path=manifest_path)
+    if sweep_id is not None:
+        _check_new_sweep_id(Path(path).resolve().parent, sweep_id)
     sweep_id = sweep_id or new_sweep_id()
     if announce is not None:
         announce(sweep_id, plan)
@@ -366,6 +368,20 @@ def run_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (
     return SweepResult(sweep_id=sweep_id, plan=plan, runs=results, not_started=missing,
                        values=[plan.points[i] for i in sorted(outcome.results)],
                        seconds=time.time() - started)
+
+
+def _check_new_sweep_id(folder: Path, sweep_id: str) -> None:
+    import re
+
+    from same_nb.store.database import open_store
+    from same_nb.store.sweeps import sweep_runs
+
+    if not isinstance(sweep_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", sweep_id):
+        raise SameError(f"a sweep id is 1 to 64 letters, digits, '.', '_' or '-'; got {str(sweep_id)[:80]!r}")
+    with open_store(notebook_dir=folder) as store:
+        if sweep_runs(store, sweep_id):
+            raise SameError(f"the store already holds sweep {sweep_id!r}; pick another --sweep-id "
+                            f"(see `same-nb runs --sweep {sweep_id}`)")
 
 
 def sweep_table(store, sweep_id: str, best: str | None = None, direction: str | None = None) -> dict:
