@@ -65,7 +65,7 @@ def _stderr_line(text: str) -> None:
 def cmd_compile(args) -> int:
     if args.target == "kubeflow":
         return _compile_kubeflow(args)
-    if args.sweep or args.params_grid:
+    if args.sweep or args.params_grid or args.parallelism is not None:
         raise SameError("a sweep compiles for --target kubeflow (nested dsl.ParallelFor); run it here with "
                         "`same-nb run NB --sweep ...`")
     from same_nb.service import compile_notebook
@@ -177,9 +177,12 @@ def _run_sweep(args) -> int:
 def _compile_kubeflow(args) -> int:
     from same_nb.service import compile_for_kubeflow
 
+    if args.parallelism is not None and not (args.sweep or args.params_grid):
+        raise SameError("--parallelism limits a sweep's loops: add --sweep NAME=V1,V2 or --params-grid FILE")
     result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
                                   platform=args.platform, progress=_stderr_line, image=args.image,
-                                  bundle_uri=args.bundle_uri, sweep_axes=_sweep_axes(args) or None)
+                                  bundle_uri=args.bundle_uri, sweep_axes=_sweep_axes(args) or None,
+                                  sweep_parallelism=args.parallelism)
     figures = result.figures
     from same_nb.report import render_lock
 
@@ -417,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dsl.ParallelFor loops around the steps a swept parameter reaches; the others run once")
     p.add_argument("--params-grid", metavar="FILE", help="with --target kubeflow: the grid from a YAML file "
                    "mapping parameters to lists of values")
+    p.add_argument("--parallelism", type=int, metavar="N", help="with --sweep: at most N iterations of each "
+                   "loop at once (default: as many as the cluster allows)")
     p.add_argument("--no-lock", action="store_true",
                    help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
     _add_lock_options(p)

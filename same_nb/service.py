@@ -454,14 +454,16 @@ KFP_STATES = {"SUCCEEDED": "success", "FAILED": "failed", "CANCELED": "cancelled
 
 
 def compile_for_kubeflow(path: str | Path, out_dir=None, manifest_path=None, *, python_version=None,
-                         platform=None, progress=None, image=None, bundle_uri=None, sweep_axes=None):
+                         platform=None, progress=None, image=None, bundle_uri=None, sweep_axes=None,
+                         sweep_parallelism=None):
     """``sweep_axes`` (``frontend.sweep.Axis`` list): compile the grid as nested ``dsl.ParallelFor``
     loops around the steps a swept parameter reaches; the others run once."""
     from same_nb.kubeflow.compiler import compile_kubeflow
 
     sweep = plan_notebook_sweep(path, sweep_axes, manifest_path=manifest_path).axes if sweep_axes else None
     return compile_kubeflow(path, out_dir, manifest_path, python_version=python_version, platform=platform,
-                            progress=progress, image=image, bundle_uri=bundle_uri, sweep=sweep)
+                            progress=progress, image=image, bundle_uri=bundle_uri, sweep=sweep,
+                            sweep_parallelism=sweep_parallelism)
 
 
 def run_on_kubeflow(path: str | Path, host: str, *, params: list[tuple[str, str]] = (), params_file=None,

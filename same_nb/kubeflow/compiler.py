@@ -101,7 +101,8 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                      manifest_path: str | Path | None = None, python_version: str | None = None,
                      platform: str | None = None, progress: Callable[[str], None] | None = None,
                      image: str | None = None, bundle_uri: str | None = None,
-                     sweep: list[tuple[str, list]] | None = None) -> KubeflowCompileResult:
+                     sweep: list[tuple[str, list]] | None = None,
+                     sweep_parallelism: int | None = None) -> KubeflowCompileResult:
     """Write ``out_dir/pipeline.yaml`` (kfp compiler output), ``out_dir/pipeline.py`` (its source),
     ``out_dir/kfp/bundle.tar.gz`` and ``out_dir/kfp/images/<lock>/`` (one Docker build context per
     distinct lock).
@@ -114,7 +115,8 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     by default the local path of the compiled bundle, which only kfp.local can read).
     ``sweep``: a parameter grid ((name, typed values) per axis, see frontend/sweep.py); the steps a swept
     parameter reaches run inside nested ``dsl.ParallelFor`` loops, one per axis, the others once before
-    them (kubeflow/sweep.py); swept parameters are no longer pipeline parameters.
+    them (kubeflow/sweep.py); swept parameters are no longer pipeline parameters. ``sweep_parallelism``:
+    at most that many iterations of each loop at once.
     """
     from same_nb.bundle.build import compile_notebook, default_bundle_dir
     from same_nb.envs.lock import lock_pipeline
@@ -136,7 +138,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     if sweep:
         from same_nb.kubeflow.sweep import sweep_loops
 
-        loops, parameters = sweep_loops(pipeline, sweep, parameters, str(notebook))
+        loops, parameters = sweep_loops(pipeline, sweep, parameters, str(notebook), sweep_parallelism)
     environment = manifest.environment
     image_python = _PYTHON_IMAGE.match(environment.base_image)
     version = (python_version or environment.python_version

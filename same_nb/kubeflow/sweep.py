@@ -21,6 +21,7 @@ from same_nb.kubeflow.tasks import LITERAL_TYPES, kfp_value_problem
 class SweepLoops:
     axes: list[tuple[str, list]]          # (parameter, loop items as KFP carries them)
     swept: set[str]                       # steps inside the loops
+    parallelism: int | None = None        # iterations of each loop at once (None: as many as KFP allows)
 
     def variables(self, taken: set[str]) -> dict[str, str]:
         """Each swept parameter's loop item variable in pipeline.py."""
@@ -28,13 +29,14 @@ class SweepLoops:
 
     def headers(self, variables: dict[str, str]) -> list[dict]:
         """The ``with dsl.ParallelFor(...)`` lines, each nested one level deeper."""
-        return [{"loop": f"with dsl.ParallelFor(items={python_literal(items)}) as {variables[name]}:",
+        limit = f", parallelism={int(self.parallelism)}" if self.parallelism else ""
+        return [{"loop": f"with dsl.ParallelFor(items={python_literal(items)}{limit}) as {variables[name]}:",
                  "indent": "    " * depth}
                 for depth, (name, items) in enumerate(self.axes)]
 
 
 def sweep_loops(pipeline: Pipeline, sweep: list[tuple[str, list]], parameters: list[str],
-                path: str | None = None) -> tuple[SweepLoops, list[str]]:
+                path: str | None = None, parallelism: int | None = None) -> tuple[SweepLoops, list[str]]:
     """The loops of a sweep, and the pipeline's parameters without the swept ones (the grid sets them).
     A value KFP cannot carry exactly is refused, naming the parameter."""
     types = {p.name: p.type for p in pipeline.parameters}
@@ -53,6 +55,9 @@ def sweep_loops(pipeline: Pipeline, sweep: list[tuple[str, list]], parameters: l
         names = ", ".join(name for name, _ in sweep)
         raise SameError(f"no step reads the swept parameters ({names}): every grid point would compute the same",
                         path=path)
+    if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int)
+                                    or parallelism < 1):
+        raise SameError(f"--parallelism must be a positive integer, got {parallelism!r}", path=path)
     names = {name for name, _ in sweep}
     kept = [p for p in parameters if p.split(":", 1)[0] not in names]
-    return SweepLoops(axes=axes, swept=swept), kept
+    return SweepLoops(axes=axes, swept=swept, parallelism=parallelism), kept

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -93,19 +93,25 @@ def test_compile_sweep_needs_the_kubeflow_target(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sweep_runs_under_kfp_local_with_shared_steps_once(compiled, kfp_env):  # noqa: F811
+def test_sweep_runs_under_kfp_local_with_shared_steps_once(tmp_path, kfp_env, capsys, caplog):  # noqa: F811
+    """kfp.local gives every iteration of a task one output folder (<pipeline>-<time>/<task>/), so
+    iterations running side by side there would overwrite each other's artifacts (a cluster gives each
+    its own): the loops run one iteration at a time here (--parallelism 1)."""
+    import logging
+
     from kfp.components import load_component_from_file
 
+    nb = tmp_path / "sweep_grid.ipynb"
+    shutil.copyfile(NOTEBOOKS / "sweep_grid.ipynb", nb)
+    result = compile_for_kubeflow(nb, tmp_path / "out", sweep_axes=parse_sweep_args(["scale=1,2,3", "seed=0,1"]),
+                                  sweep_parallelism=1)
+    assert "parallelism=1) as scale_item" in result.pipeline_py.read_text()
     root, _ = kfp_env
-    load_component_from_file(str(compiled.pipeline_yaml))()
-    [kfp_dir] = (root / "outputs").glob(f"{compiled.name}-*")
-    pages: dict[str, list[Path]] = {}
-    for page in kfp_dir.rglob("same_nb_notebook"):
-        step = page.parent.name.split("-")[0]
-        pages.setdefault(step, []).append(page)
-    assert {step: len(found) for step, found in pages.items()} == {"load": 1, "count": 1, "fit": 6, "score": 6}
-    losses = []
-    for page in pages["score"]:
-        metrics = json.loads((page.parent / "executor_output.json").read_text())["artifacts"]["same_nb_metrics"]
-        losses.append(metrics["artifacts"][0]["metadata"]["loss"])
-    assert sorted(losses) == sorted(scale * 2 + seed for scale in (1.0, 2.0, 3.0) for seed in (0, 1))
+    caplog.set_level(logging.INFO)
+    load_component_from_file(str(result.pipeline_yaml))()
+    logs = capsys.readouterr().out + caplog.text
+    executed = {step: len(re.findall(rf"Executing task \W*{step}\b", logs)) for step in ("load", "count", "fit", "score")}
+    assert executed == {"load": 1, "count": 1, "fit": 6, "score": 6}
+    [kfp_dir] = (root / "outputs").glob(f"{result.name}-*")
+    metrics = json.loads((kfp_dir / "score" / "executor_output.json").read_text())["artifacts"]["same_nb_metrics"]
+    assert metrics["artifacts"][0]["metadata"]["loss"] == 3.0 * 2 + 1     # the last grid point's: scale 3, seed 1
