@@ -361,7 +361,8 @@ def run_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (
                 failed = step["step_name"]
         return records, failed
 
-    outcome = run_grid(total, run_one, shared_of, jobs=jobs or default_jobs(), sweep_id=sweep_id)
+    outcome = run_grid(total, run_one, shared_of, jobs=jobs or default_jobs(), sweep_id=sweep_id,
+                       shares=bool(plan.shared_steps))
     results = [outcome.results[i] for i in sorted(outcome.results)]
     missing = [{"values": plan.points[i], "why": outcome.why_not} for i in outcome.not_started]
     missing += [{"values": plan.points[i], "why": why} for i, why in sorted(outcome.errors.items())]

@@ -32,19 +32,22 @@ class GridOutcome:
     why_not: str = ""
 
 
-def run_grid(count: int, run_one, shared_of, *, jobs: int, sweep_id: str) -> GridOutcome:
+def run_grid(count: int, run_one, shared_of, *, jobs: int, sweep_id: str, shares: bool = True) -> GridOutcome:
     """``run_one(index, shared, jobs)`` runs grid point ``index`` and returns its RunResult;
     ``shared_of(result)`` returns ``(records, failed)``: the first run's shared step records, as
     ``run_one`` hands them on, and the name of a shared step that failed there (then every other
-    point would fail the same way, so none is started)."""
+    point would fail the same way, so none is started). ``shares`` False: no step is shared, so every
+    point starts at once."""
     outcome = GridOutcome()
-    try:
-        first = run_one(0, {}, jobs)
-    except KeyboardInterrupt as exc:
-        raise SweepCancelled(sweep_id, [exc.run_id] if hasattr(exc, "run_id") else []) from None
-    outcome.results[0] = first
-    shared, failed = shared_of(first)
-    rest = list(range(1, count))
+    shared, failed, rest = {}, None, list(range(count))
+    if shares:
+        try:
+            first = run_one(0, {}, jobs)
+        except KeyboardInterrupt as exc:
+            raise SweepCancelled(sweep_id, [exc.run_id] if hasattr(exc, "run_id") else []) from None
+        outcome.results[0] = first
+        shared, failed = shared_of(first)
+        rest = rest[1:]
     if failed and rest:
         outcome.not_started = rest
         outcome.why_not = (f"shared step '{failed}' failed in run {first.run_id}; every other grid point "
@@ -90,6 +93,9 @@ def run_grid(count: int, run_one, shared_of, *, jobs: int, sweep_id: str) -> Gri
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
         pool.shutdown(wait=True, cancel_futures=True)
         started = [r.run_id for r in outcome.results.values()]
+        started += [getattr(f.exception(), "run_id", None) for f in futures if not f.cancelled() and f.done()
+                    and f.exception() is not None]
+        started = sorted(i for i in started if isinstance(i, int))
         raise SweepCancelled(sweep_id, started) from None
     pool.shutdown(wait=True)
     return outcome
