@@ -132,3 +132,15 @@ def test_cli_refuses_bad_sweeps_before_any_run(notebook_copy, capsys, argv, mess
     assert main(["run", str(nb), *argv]) == 1
     assert message in capsys.readouterr().err
     assert not (nb.parent / ".same" / "runs").exists() or not any((nb.parent / ".same" / "runs").iterdir())
+
+
+def test_a_swept_parameter_no_step_reads_is_warned_and_every_step_is_shared(notebook_copy, capsys):
+    nb = notebook_copy("sweep_grid")
+    assert main(["run", str(nb), "--sweep", "label=a,b", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: no step reads parameter 'label': every grid point computes the same" in captured.err
+    with open_store(notebook_dir=nb.parent) as store:
+        [second, first] = store.list_runs(limit=2)
+        steps = store.get_run(second["id"])["steps"]
+    assert first["sweep_id"] == second["sweep_id"] and first["params"]["label"] == "a"
+    assert {s["status"] for s in steps} == {"cached"}
