@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import shutil
 
 import pytest
@@ -92,26 +91,34 @@ def test_compile_sweep_needs_the_kubeflow_target(tmp_path, capsys):
     assert "a sweep compiles for --target kubeflow" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_sweep_runs_under_kfp_local_with_shared_steps_once(tmp_path, kfp_env, capsys, caplog):  # noqa: F811
-    """kfp.local gives every iteration of a task one output folder (<pipeline>-<time>/<task>/), so
-    iterations running side by side there would overwrite each other's artifacts (a cluster gives each
-    its own): the loops run one iteration at a time here (--parallelism 1)."""
-    import logging
-
-    from kfp.components import load_component_from_file
-
+def test_parallelism_limits_each_loop(tmp_path):
     nb = tmp_path / "sweep_grid.ipynb"
     shutil.copyfile(NOTEBOOKS / "sweep_grid.ipynb", nb)
-    result = compile_for_kubeflow(nb, tmp_path / "out", sweep_axes=parse_sweep_args(["scale=1,2,3", "seed=0,1"]),
-                                  sweep_parallelism=1)
-    assert "parallelism=1) as scale_item" in result.pipeline_py.read_text()
+    result = compile_for_kubeflow(nb, tmp_path / "out", sweep_axes=parse_sweep_args(["scale=1,2", "seed=0,1"]),
+                                  sweep_parallelism=2)
+    text = result.pipeline_py.read_text()
+    assert "ParallelFor(items=[1.0, 2.0], parallelism=2) as scale_item" in text
+    assert "ParallelFor(items=[0, 1], parallelism=2) as seed_item" in text
+    with pytest.raises(SameError, match="--parallelism must be a positive integer, got 0"):
+        compile_for_kubeflow(nb, tmp_path / "out", sweep_axes=parse_sweep_args(["seed=0,1"]), sweep_parallelism=0)
+
+
+@pytest.mark.slow
+def test_sweep_runs_under_kfp_local_with_shared_steps_once(compiled, kfp_env):  # noqa: F811
+    """Each loop iteration has its own output folder there (<loop>-iteration-<i>/<inner loop>-iteration-<j>/<task>),
+    so each grid point's executed notebook and metrics can be read back."""
+    from kfp.components import load_component_from_file
+
     root, _ = kfp_env
-    caplog.set_level(logging.INFO)
-    load_component_from_file(str(result.pipeline_yaml))()
-    logs = capsys.readouterr().out + caplog.text
-    executed = {step: len(re.findall(rf"Executing task \W*{step}\b", logs)) for step in ("load", "count", "fit", "score")}
-    assert executed == {"load": 1, "count": 1, "fit": 6, "score": 6}
-    [kfp_dir] = (root / "outputs").glob(f"{result.name}-*")
-    metrics = json.loads((kfp_dir / "score" / "executor_output.json").read_text())["artifacts"]["same_nb_metrics"]
-    assert metrics["artifacts"][0]["metadata"]["loss"] == 3.0 * 2 + 1     # the last grid point's: scale 3, seed 1
+    load_component_from_file(str(compiled.pipeline_yaml))()
+    [kfp_dir] = (root / "outputs").glob(f"{compiled.name}-*")
+    pages: dict[str, int] = {}
+    for page in kfp_dir.rglob("same_nb_notebook"):
+        pages[page.parent.name] = pages.get(page.parent.name, 0) + 1
+    assert pages == {"load": 1, "count": 1, "fit": 6, "score": 6}
+    assert {p.parent.name for p in kfp_dir.glob("*/same_nb_notebook")} == {"load", "count"}   # outside the loops
+    losses = {}
+    for output in kfp_dir.glob("for-loop-*-iteration-*/for-loop-*-iteration-*/score/executor_output.json"):
+        i, j = (int(part.rsplit("-", 1)[1]) for part in output.parts[-4:-2])
+        losses[i, j] = json.loads(output.read_text())["artifacts"]["same_nb_metrics"]["artifacts"][0]["metadata"]["loss"]
+    assert losses == {(i, j): scale * 2 + seed for i, scale in enumerate((1.0, 2.0, 3.0)) for j, seed in enumerate((0, 1))}
