@@ -65,6 +65,9 @@ def _stderr_line(text: str) -> None:
 def cmd_compile(args) -> int:
     if args.target == "kubeflow":
         return _compile_kubeflow(args)
+    if args.sweep or args.params_grid or args.parallelism is not None:
+        raise SameError("a sweep compiles for --target kubeflow (nested dsl.ParallelFor); run it here with "
+                        "`same-nb run NB --sweep ...`")
     from same_nb.service import compile_notebook
 
     result = compile_notebook(args.notebook, args.output, args.manifest, lock=not args.no_lock,
@@ -83,6 +86,15 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.sweep or args.params_grid:
+        if args.target == "kubeflow":
+            raise SameError("a sweep runs locally; for Kubeflow compile it: "
+                            "`same-nb compile NB --target kubeflow --sweep ...`")
+        if args.resume is not None:
+            raise SameError("--resume continues one run; it cannot be combined with --sweep/--params-grid")
+        return _run_sweep(args)
+    if args.sweep_id:
+        raise SameError("--sweep-id names a sweep: add --sweep NAME=V1,V2 or --params-grid FILE")
     if args.target == "kubeflow":
         return _run_kubeflow(args)
     import signal
@@ -119,12 +131,63 @@ def cmd_run(args) -> int:
     return 0 if result.ok else 1
 
 
+def _sweep_axes(args) -> list:
+    from same_nb.frontend.sweep import load_grid_file, parse_sweep_args
+
+    axes = load_grid_file(args.params_grid) if args.params_grid else []
+    return axes + parse_sweep_args(args.sweep or [])
+
+
+def _run_sweep(args) -> int:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from same_nb.local.progress import make_progress
+    from same_nb.local.sweep import PointProgress, SweepCancelled
+    from same_nb.report import print_sweep_result
+    from same_nb.service import run_sweep
+
+    if args.jobs is not None and args.jobs < 1:
+        raise SameError("--jobs must be at least 1")
+    if args.isolated:
+        raise SameError("--isolated cannot be combined with a sweep yet; run the grid points one by one")
+
+    def announce(sweep_id: str, plan) -> None:
+        shared = ", ".join(plan.shared_steps) or "none"
+        _stderr_line(f"sweep {sweep_id}: {len(plan.points)} runs over "
+                     f"{' x '.join(f'{n} ({len(v)})' for n, v in plan.axes)}; computed once and shared: {shared}")
+        for name in plan.unused:
+            _stderr_line(f"warning: no step reads parameter {name!r}: every grid point computes the same")
+
+    def progress_for(index: int, label: str):
+        return make_progress(quiet=True) if args.quiet else PointProgress(label, t0=started)
+
+    import time
+
+    started = time.time()
+    try:
+        result = run_sweep(args.notebook, _sweep_axes(args), params=[tuple(p) for p in args.param],
+                           params_file=args.params, jobs=args.jobs, use_cache=not args.no_cache,
+                           manifest_path=args.manifest, timeout=args.timeout, kernel=args.kernel,
+                           progress_for=progress_for, announce=announce, warn=_stderr_line,
+                           sweep_id=args.sweep_id)
+    except SweepCancelled as cancelled:
+        runs = ", ".join(map(str, cancelled.runs)) or "none"
+        _stderr_line(f"sweep {cancelled.sweep_id} cancelled (runs started: {runs})")
+        return 130
+    print_sweep_result(result)
+    return 0 if result.ok else 1
+
+
 def _compile_kubeflow(args) -> int:
     from same_nb.service import compile_for_kubeflow
 
+    if args.parallelism is not None and not (args.sweep or args.params_grid):
+        raise SameError("--parallelism limits a sweep's loops: add --sweep NAME=V1,V2 or --params-grid FILE")
     result = compile_for_kubeflow(args.notebook, args.output, args.manifest, python_version=args.python_version,
                                   platform=args.platform, progress=_stderr_line, image=args.image,
-                                  bundle_uri=args.bundle_uri)
+                                  bundle_uri=args.bundle_uri, sweep_axes=_sweep_axes(args) or None,
+                                  sweep_parallelism=args.parallelism)
     figures = result.figures
     from same_nb.report import render_lock
 
@@ -275,6 +338,10 @@ def cmd_runs(args) -> int:
     from same_nb.report import print_runs
     from same_nb.service import refresh_remote_runs
 
+    if args.sweep is not None:
+        return _sweep_runs(args)
+    if args.best or args.minimize or args.maximize:
+        raise SameError("--best, --minimize and --maximize pick the best run of a sweep: add --sweep ID")
     notebook = _named_notebook(args)          # runs NB: that notebook's runs only
     with _store_for(args) as store:
         runs = store.list_runs(limit=args.limit, offset=args.offset, notebook_path=notebook)
@@ -299,6 +366,22 @@ def cmd_runs(args) -> int:
         print(json.dumps({"total": total, "runs": runs, "metric_columns": columns}, indent=1, default=str))
     else:
         print_runs(runs, total, columns)
+    return 0
+
+
+def _sweep_runs(args) -> int:
+    from same_nb.report import print_sweep
+    from same_nb.service import sweep_table
+
+    if (args.minimize or args.maximize) and not args.best:
+        raise SameError("--minimize/--maximize say which way --best METRIC is better: add --best METRIC")
+    direction = "min" if args.minimize else "max" if args.maximize else None
+    with _store_for(args) as store:
+        table = sweep_table(store, args.sweep, best=args.best, direction=direction)
+    if args.json:
+        print(json.dumps(table, indent=1, default=str))
+    else:
+        print_sweep(table)
     return 0
 
 
@@ -350,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: same.yaml environment.image)")
     p.add_argument("--bundle-uri", metavar="URI", help="with --target kubeflow and no image: where pods import the "
                    "bundle (kfp/bundle.tar.gz) from, e.g. minio://mlpipeline/same-nb/x.tar.gz, gs://…, s3://…")
+    p.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
+                   help="with --target kubeflow: compile the grid of these values (repeatable) as nested "
+                        "dsl.ParallelFor loops around the steps a swept parameter reaches; the others run once")
+    p.add_argument("--params-grid", metavar="FILE", help="with --target kubeflow: the grid from a YAML file "
+                   "mapping parameters to lists of values")
+    p.add_argument("--parallelism", type=int, metavar="N", help="with --sweep: at most N iterations of each "
+                   "loop at once (default: as many as the cluster allows)")
     p.add_argument("--no-lock", action="store_true",
                    help="skip the per-step lockfiles (envs/<step>/requirements.txt); works offline")
     _add_lock_options(p)
@@ -439,6 +529,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", choices=("fork", "fresh"),
                    help="how each step's kernel starts: forked from a process that imported the pipeline's "
                         "modules once (default on Linux) or as a new process (default elsewhere and with --isolated)")
+    p.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
+                   help="run once per value (repeatable: the grid of every combination); values are typed like "
+                        "the parameter's default, as -p values are; commas inside [...] or quotes stay. Steps "
+                        "that no swept parameter reaches run once and are shared by every run")
+    p.add_argument("--params-grid", metavar="FILE",
+                   help="YAML file mapping parameters to lists of values to sweep, e.g. `C: [0.1, 0.5, 1.0]`")
+    p.add_argument("--sweep-id", metavar="ID", help="with --sweep: the sweep's id (letters, digits, '.', '_', '-'; "
+                   "default: the date, time and 6 random hex digits); refused if the store has that sweep already")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)
 
@@ -458,6 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "its notebook)")
     p.add_argument("--threshold", type=float, default=0.1, metavar="PSI",
                    help="with --drift: the PSI that counts as drift (default 0.1, a moderate shift)")
+    p.add_argument("--sweep", metavar="ID", help="the runs of one sweep (`run --sweep`): swept values, metrics, status")
+    p.add_argument("--best", metavar="METRIC", help="with --sweep: mark the best run by this metric (lowest for "
+                   "names like loss, error, rmse, time; highest otherwise)")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--minimize", action="store_true", help="with --best: lowest is best")
+    way.add_argument("--maximize", action="store_true", help="with --best: highest is best")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 

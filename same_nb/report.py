@@ -76,8 +76,9 @@ def print_runs(runs: list[dict], total: int, metric_columns: list[str] = ()) -> 
 
     table = Table(title=f"{len(runs)} of {total} runs")
     named = any(r.get("name") for r in runs)
+    swept = any(r.get("sweep_id") for r in runs)
     for col in ("run", *(["name"] if named else []), "pipeline", "status", "started", "duration", "steps",
-                "target", *metric_columns):
+                "target", *(["sweep"] if swept else []), *metric_columns):
         table.add_column(col)
     for r in runs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(r.get("step_counts", {}).items()))
@@ -86,8 +87,65 @@ def print_runs(runs: list[dict], total: int, metric_columns: list[str] = ()) -> 
                    for c in metric_columns]
         label = [Text(r.get("name") or "")] if named else []
         table.add_row(str(r["id"]), *label, Text(r["pipeline_name"] or ""), r["status"],
-                      _when(r.get("started_at")), dur, counts, r.get("target") or "", *metrics)
+                      _when(r.get("started_at")), dur, counts, r.get("target") or "",
+                      *([Text(r.get("sweep_id") or "")] if swept else []), *metrics)
     _console().print(table)
+
+
+def print_sweep(table: dict) -> None:
+    """``same-nb runs --sweep``: a row per run, its swept values, metrics and status; the best run starred."""
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    best = table.get("best") or {}
+    out = Table(title=f"sweep {table['sweep_id']}: {len(table['runs'])} runs")
+    for col in ("", "run", *table["params"], "status", "duration", *table["columns"]):
+        out.add_column(col)
+    for r in table["runs"]:
+        mark = "★" if best.get("run_id") == r["id"] else ""
+        values = [Text(json.dumps(r["values"].get(n), ensure_ascii=False)) for n in table["params"]]
+        metrics = [number_text(r["metrics"][c]) if r["metrics"].get(c) is not None else "-" for c in table["columns"]]
+        dur = seconds_text(r["duration_s"]) if r.get("duration_s") is not None else "-"
+        out.add_row(mark, str(r["id"]), *values, r["status"], dur, *metrics)
+    console = _console()
+    console.print(out)
+    if best:
+        way = "lowest" if best["direction"] == "min" else "highest"
+        flip = "--maximize" if best["direction"] == "min" else "--minimize"
+        if best["run_id"] is None:
+            console.print(Text(f"No successful run logged {best['metric']}."))
+        else:
+            console.print(Text(f"★ best: run {best['run_id']}, {best['metric']} {number_text(best['value'])} "
+                               f"({way} is best; {flip} to flip)"))
+
+
+def print_sweep_result(result, stream=None) -> None:
+    """After ``run --sweep``: one line per grid point (run, values, status, time), then the sweep's total."""
+    import sys
+
+    from same_nb.frontend.sweep import point_label
+
+    out = stream or sys.stdout
+    print(f"Sweep {result.sweep_id}: {len(result.runs)} of {len(result.plan.points)} runs", file=out)
+    rows = [("run", "values", "status", "time", "executed steps")]
+    for point, r in zip(result.values, result.runs):
+        ran = [n for n, st in r.states.items() if st.status in ("success", "failed")]
+        rows.append((str(r.run_id), point_label(point), r.status, seconds_text(r.seconds), ", ".join(ran) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  " + "  ".join(f"{c:<{w}}" for c, w in zip(row[:4], widths)) + f"  {row[4]}", file=out)
+    for missing in result.not_started:
+        print(f"not run: {point_label(missing['values'])}: {missing['why']}", file=out)
+    for r in result.runs:
+        for name, st in r.states.items():
+            if st.error:
+                from same_nb.local.progress import format_step_error
+
+                print(f"run {r.run_id}: " + format_step_error(name, st), file=out)
+    print(f"Sweep {result.sweep_id} {'succeeded' if result.ok else 'failed'} in {result.seconds:.1f}s; "
+          f"see `same-nb runs --sweep {result.sweep_id}`", file=out)
 
 
 def metrics_text(metrics: list[dict]) -> str:

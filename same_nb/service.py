@@ -18,7 +18,8 @@ from same_nb.frontend.params import resolve_params
 
 __all__ = ["CompileResult", "Inspection", "RunResult", "check_param_text", "check_run_params",
            "compile_for_kubeflow", "compile_notebook", "default_bundle_dir", "inspect_notebook", "lock_notebook",
-           "refresh_remote_runs", "rerun_run", "resolve_params", "run_notebook", "run_on_kubeflow",
+           "refresh_remote_runs", "rerun_run", "resolve_params", "run_notebook", "run_on_kubeflow", "run_sweep",
+           "sweep_table",
            "verify_notebook", "forget_effects"]
 
 
@@ -144,7 +145,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                  jobs: int | None = None, use_cache: bool = True, resume: int | None = None,
                  manifest_path=None, progress=None, snapshot: bool = False,
                  timeout: float | None = None, isolated: bool = False,
-                 run_id: int | None = None, warn=None, kernel: str | None = None, lean: bool = True) -> RunResult:
+                 run_id: int | None = None, warn=None, kernel: str | None = None, lean: bool = True,
+                 sweep_id: str | None = None, shared: dict[str, dict] | None = None) -> RunResult:
     """Compile (cached by content) and run the notebook locally; record everything in the store.
 
     ``run_id`` drives a run row created beforehand (by ``background.start_run``) instead of a new one.
@@ -152,6 +154,8 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     ``kernel``: "fork" (kernels forked from a zygote; the default where supported) or "fresh".
     ``lean``: first try recording the run without SQLAlchemy, which succeeds only if every step is cached
     (local/cached_run.py); otherwise nothing was shown or recorded and the run starts again normally.
+    ``sweep_id`` records the run as a grid point of that sweep; ``shared`` ({step: its record in another
+    run, as ``--resume`` reuses one}) are the sweep's steps computed once, recorded here as cache hits of it.
     """
     import time
 
@@ -221,6 +225,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
                                              "step_run_id": s["id"]}
         else:
             values = resolve_params(pipeline, prepared.config.get("params", {}), list(params), params_file)
+            reuse.update(shared or {})
         manifest_file = Path(manifest_path) if manifest_path else notebook.parent / "same.yaml"
         if manifest_file.is_file():
             from same_nb.store.datasets import prepare_datasets
@@ -234,7 +239,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         if run_id is None:
             run_id = store.create_run(notebook_path=str(notebook), notebook_sha256=pipeline.notebook_sha256,
                                       pipeline_name=pipeline.name, params=values, target="local",
-                                      run_dir_root=notebook.parent / ".same" / "runs")
+                                      run_dir_root=notebook.parent / ".same" / "runs", sweep_id=sweep_id)
         run_dir = notebook.parent / ".same" / "runs" / str(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         request = RunRequest(notebook=notebook, pipeline=pipeline, bundle_dir=prepared.bundle_dir, params=values,
@@ -270,7 +275,134 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
         discard_spare(spare)                       # unless a step adopted it (then it is shut down already)
         store.close()
     return run_notebook(path, params=params, params_file=params_file, jobs=jobs, use_cache=use_cache,
-                        manifest_path=manifest_path, progress=progress, timeout=timeout, kernel=kernel, lean=False)
+                        manifest_path=manifest_path, progress=progress, timeout=timeout, kernel=kernel, lean=False,
+                        sweep_id=sweep_id, shared=shared)
+
+
+# -- parameter sweeps -------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    plan: object                      # frontend.sweep.SweepPlan
+    runs: list                        # RunResult per grid point that ran, in grid order
+    values: list[dict]                # the swept values of each of ``runs``
+    not_started: list[dict]           # grid points never run: {"values": {...}, "why": str}
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_started and all(r.ok for r in self.runs)
+
+
+def new_sweep_id() -> str:
+    """Short enough to type: the UTC date and time, and 6 random hex digits."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def plan_notebook_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (), params_file=None,
+                        manifest_path=None):
+    """Check a sweep before anything runs: the grid against the notebook's parameters (typed like each
+    default, as -p values are) and the fixed -p/--params values; returns the SweepPlan."""
+    from same_nb.frontend.manifest_same import read_yaml_file
+    from same_nb.frontend.sweep import plan_sweep
+    from same_nb.local.prepared import prepare
+
+    notebook = Path(path).resolve()
+    if not notebook.is_file():
+        raise SameError("no such notebook", path=str(path))
+    prepared = prepare(notebook, Path(manifest_path) if manifest_path else None)
+    resolve_params(prepared.pipeline, prepared.config.get("params", {}), list(params), params_file)
+    fixed = {name for name, _ in params}
+    if params_file:
+        data = read_yaml_file(Path(params_file), "parameters")
+        fixed |= set(data) if isinstance(data, dict) else set()
+    return plan_sweep(prepared.pipeline, axes, fixed)
+
+
+def run_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (), params_file=None,
+              jobs: int | None = None, use_cache: bool = True, manifest_path=None, timeout: float | None = None,
+              kernel: str | None = None, progress_for=None, announce=None, sweep_id: str | None = None,
+              warn=None) -> SweepResult:
+    """Run every point of a parameter grid as its own run, all recorded with one ``sweep_id``.
+
+    ``axes``: ``frontend.sweep.Axis`` list (from ``--sweep`` or a grid file). Steps no swept parameter
+    reaches run once, in the first grid point's run; every other run records them as cache hits of
+    those step runs (also with ``use_cache`` False). ``progress_for(index, label)`` gives a point's
+    progress; ``announce(sweep_id, plan)`` is called once the grid is checked, before any run."""
+    import time
+
+    from same_nb.frontend.sweep import point_label
+    from same_nb.local.runner import default_jobs
+    from same_nb.local.sweep import run_grid
+
+    started = time.time()
+    plan = plan_notebook_sweep(path, axes, params=params, params_file=params_file, manifest_path=manifest_path)
+    if sweep_id is not None:
+        _check_new_sweep_id(Path(path).resolve().parent, sweep_id)
+    sweep_id = sweep_id or new_sweep_id()
+    if announce is not None:
+        announce(sweep_id, plan)
+    total = len(plan.points)
+
+    def run_one(index: int, shared: dict, run_jobs: int) -> RunResult:
+        point = plan.points[index]
+        progress = progress_for(index, f"run {index + 1}/{total} ({point_label(point)})") if progress_for else None
+        return run_notebook(path, params=list(params) + list(point.items()), params_file=params_file,
+                            jobs=run_jobs, use_cache=use_cache, manifest_path=manifest_path, progress=progress,
+                            timeout=timeout, kernel=kernel, lean=False, sweep_id=sweep_id, shared=shared,
+                            warn=warn if index == 0 else None)
+
+    def shared_of(first: RunResult) -> tuple[dict, str | None]:
+        from same_nb.store.database import open_store
+
+        with open_store(notebook_dir=Path(path).resolve().parent) as store:
+            run = store.get_run(first.run_id)
+        records, failed = {}, None
+        for step in run["steps"]:
+            if step["step_name"] not in plan.shared_steps:
+                continue
+            if step["status"] in ("success", "cached"):
+                records[step["step_name"]] = {"outputs": step["outputs"], "step_run_id": step["id"],
+                                              "reason": f"shared in sweep {sweep_id}: step run {step['id']} "
+                                                        f"of run {first.run_id}"}
+            elif step["status"] == "failed" and failed is None:
+                failed = step["step_name"]
+        return records, failed
+
+    outcome = run_grid(total, run_one, shared_of, jobs=jobs or default_jobs(), sweep_id=sweep_id,
+                       shares=bool(plan.shared_steps))
+    results = [outcome.results[i] for i in sorted(outcome.results)]
+    missing = [{"values": plan.points[i], "why": outcome.why_not} for i in outcome.not_started]
+    missing += [{"values": plan.points[i], "why": why} for i, why in sorted(outcome.errors.items())]
+    return SweepResult(sweep_id=sweep_id, plan=plan, runs=results, not_started=missing,
+                       values=[plan.points[i] for i in sorted(outcome.results)],
+                       seconds=time.time() - started)
+
+
+def _check_new_sweep_id(folder: Path, sweep_id: str) -> None:
+    import re
+
+    from same_nb.store.database import open_store
+    from same_nb.store.sweeps import sweep_runs
+
+    if not isinstance(sweep_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", sweep_id):
+        raise SameError(f"a sweep id is 1 to 64 letters, digits, '.', '_' or '-'; got {str(sweep_id)[:80]!r}")
+    with open_store(notebook_dir=folder) as store:
+        if sweep_runs(store, sweep_id):
+            raise SameError(f"the store already holds sweep {sweep_id!r}; pick another --sweep-id "
+                            f"(see `same-nb runs --sweep {sweep_id}`)")
+
+
+def sweep_table(store, sweep_id: str, best: str | None = None, direction: str | None = None) -> dict:
+    """``same-nb runs --sweep``: one row per run with its swept values, metrics and status; the best run
+    by ``best`` (``direction`` "min"/"max", default by the metric's name). See store/sweeps.py."""
+    from same_nb.store.sweeps import sweep_table as table
+
+    return table(store, sweep_id, best, direction)
 
 
 def discard_spare(spare) -> None:
@@ -335,11 +467,16 @@ KFP_STATES = {"SUCCEEDED": "success", "FAILED": "failed", "CANCELED": "cancelled
 
 
 def compile_for_kubeflow(path: str | Path, out_dir=None, manifest_path=None, *, python_version=None,
-                         platform=None, progress=None, image=None, bundle_uri=None):
+                         platform=None, progress=None, image=None, bundle_uri=None, sweep_axes=None,
+                         sweep_parallelism=None):
+    """``sweep_axes`` (``frontend.sweep.Axis`` list): compile the grid as nested ``dsl.ParallelFor``
+    loops around the steps a swept parameter reaches; the others run once."""
     from same_nb.kubeflow.compiler import compile_kubeflow
 
+    sweep = plan_notebook_sweep(path, sweep_axes, manifest_path=manifest_path).axes if sweep_axes else None
     return compile_kubeflow(path, out_dir, manifest_path, python_version=python_version, platform=platform,
-                            progress=progress, image=image, bundle_uri=bundle_uri)
+                            progress=progress, image=image, bundle_uri=bundle_uri, sweep=sweep,
+                            sweep_parallelism=sweep_parallelism)
 
 
 def run_on_kubeflow(path: str | Path, host: str, *, params: list[tuple[str, str]] = (), params_file=None,

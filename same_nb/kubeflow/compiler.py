@@ -72,7 +72,7 @@ _PIPELINE_GLOBALS = {"Path", "compiler", "dsl", "same_nb_kubernetes", "Artifact"
 # value reached the source unescaped, and the file is refused before it is imported.
 _PIPELINE_CALLS = {"Path", "resolve", "dict", "locals", "open", "sha256", "read", "hexdigest", "RuntimeError",
                    "mkdtemp", "extractall", "hasattr", "insert", "run_step", "importer", "get", "pipeline",
-                   "component", "Compiler", "compile", "write_pipeline_yaml"} | TASK_CALLS
+                   "component", "Compiler", "compile", "write_pipeline_yaml", "ParallelFor"} | TASK_CALLS
 _PYTHON_IMAGE = re.compile(r"^(?:[\w.-]+(?::\d+)?/)?(?:library/)?python:(\d+\.\d+)")
 # Values saved by these libraries are models (Output[Model]); the rest are Datasets.
 _MODEL_MODULES = ("sklearn", "xgboost", "lightgbm", "catboost", "torch", "keras", "tensorflow", "statsmodels")
@@ -100,7 +100,9 @@ class KubeflowCompileResult:
 def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                      manifest_path: str | Path | None = None, python_version: str | None = None,
                      platform: str | None = None, progress: Callable[[str], None] | None = None,
-                     image: str | None = None, bundle_uri: str | None = None) -> KubeflowCompileResult:
+                     image: str | None = None, bundle_uri: str | None = None,
+                     sweep: list[tuple[str, list]] | None = None,
+                     sweep_parallelism: int | None = None) -> KubeflowCompileResult:
     """Write ``out_dir/pipeline.yaml`` (kfp compiler output), ``out_dir/pipeline.py`` (its source),
     ``out_dir/kfp/bundle.tar.gz`` and ``out_dir/kfp/images/<lock>/`` (one Docker build context per
     distinct lock).
@@ -111,6 +113,10 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     images holding the locks and the bundle, and install nothing. Otherwise pods import the bundle
     from ``bundle_uri`` (a URI the cluster can read, e.g. ``minio://…``, ``gs://…``, ``s3://…``;
     by default the local path of the compiled bundle, which only kfp.local can read).
+    ``sweep``: a parameter grid ((name, typed values) per axis, see frontend/sweep.py); the steps a swept
+    parameter reaches run inside nested ``dsl.ParallelFor`` loops, one per axis, the others once before
+    them (kubeflow/sweep.py); swept parameters are no longer pipeline parameters. ``sweep_parallelism``:
+    at most that many iterations of each loop at once.
     """
     from same_nb.bundle.build import compile_notebook, default_bundle_dir
     from same_nb.envs.lock import lock_pipeline
@@ -128,6 +134,11 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     compiled = compile_notebook(notebook, out, manifest_path, learned=load_learned(notebook), check=check)
     pipeline, manifest = compiled.inspection.pipeline, compiled.inspection.manifest
     parameters = pipeline_parameters(pipeline, manifest.run.parameters, str(notebook))
+    loops = None
+    if sweep:
+        from same_nb.kubeflow.sweep import sweep_loops
+
+        loops, parameters = sweep_loops(pipeline, sweep, parameters, str(notebook), sweep_parallelism)
     environment = manifest.environment
     image_python = _PYTHON_IMAGE.match(environment.base_image)
     version = (python_version or environment.python_version
@@ -185,7 +196,7 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
                         f"cluster, upload kfp/{BUNDLE_FILE} and pass --bundle-uri (or the {BUNDLE_PARAMETER} "
                         f"parameter), or build the images in kfp/images/ and pass --image")
     source = _pipeline_source(pipeline, parameters, name, configs, notebook.name, classes=classes, images=images,
-                              bundle_uri=uri, bundle_sha256=sha256, index_url=index_url)
+                              bundle_uri=uri, bundle_sha256=sha256, index_url=index_url, loops=loops)
     check_generated(source, _PIPELINE_CALLS)
     pipeline_py = write_text(out / "pipeline.py", source)
     pipeline_yaml = out / "pipeline.yaml"
@@ -283,8 +294,9 @@ def _budget_warnings(figures: dict) -> list[str]:
 
 def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, configs: dict, notebook_name: str, *,
                      classes: dict, images: dict, bundle_uri: str | None, bundle_sha256: str,
-                     index_url: str | None = None) -> str:
+                     index_url: str | None = None, loops=None) -> str:
     taken = {p.name for p in pipeline.parameters} | _PIPELINE_GLOBALS
+    loop_vars = loops.variables(taken) if loops else {}        # swept parameter -> its loop item
     functions = function_names(pipeline, name, taken)
     task_vars = {s.name: fresh(re.sub(r"\W", "_", s.name) + "_task", taken, "_") for s in pipeline.steps}
     bundle_var = fresh("bundle", taken, "_")
@@ -309,11 +321,19 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
             + [f"{a}: Input[{producer_class[v]}]" for a, v in args["inputs"].items()]
             + [f"{a}: Output[{classes[step.name][v]}]" for a, v in args["outputs"].items()]
             + [f"{NOTEBOOK_OUTPUT}: Output[HTML]", f"{METRICS_OUTPUT}: Output[Metrics]"]})
-    for step_name in topological_order([s.name for s in pipeline.steps], pipeline.edges):
+    order = topological_order([s.name for s in pipeline.steps], pipeline.edges)
+    if loops:          # shared steps first: none of them waits for a swept one
+        order = [n for n in order if n not in loops.swept] + [n for n in order if n in loops.swept]
+    for step_name in order:
         step = pipeline.step(step_name)
         args = arguments[step_name]
+        indent = ""
+        if loops and step_name in loops.swept:
+            if not any(t.get("loop") for t in tasks):
+                tasks += loops.headers(loop_vars)
+            indent = "    " * len(loops.axes)
         call = ([f"{BUNDLE_INPUT}={bundle_var}.output"] if bundle_uri is not None else [])
-        call += [f"{a}={v}" for a, v in args["parameters"].items()]
+        call += [f"{a}={loop_vars.get(v, v)}" for a, v in args["parameters"].items()]
         for a, variable in args["inputs"].items():
             producer = next(i.producer for i in step.variable_inputs if i.name == variable)
             out = next(k for k, v in arguments[producer]["outputs"].items() if v == variable)
@@ -326,7 +346,7 @@ def _pipeline_source(pipeline: Pipeline, parameters: list[str], name: str, confi
         if index_url and step_name not in images:      # kfp's own `pip install kfp` at the pod's start
             statements.append(f"{task_vars[step_name]}.set_env_variable('PIP_INDEX_URL', {python_literal(index_url)})")
         tasks.append({"var": task_vars[step_name], "function": functions[step_name], "arguments": call,
-                      "statements": statements})
+                      "statements": statements, "indent": indent, "loop": None})
     used = {"Artifact", "HTML", "Input", "Metrics", "Output"} | {c for step in classes.values() for c in step.values()}
     return render("kfp_pipeline.py.j2", notebook=notebook_name, version=__version__, components=components,
                   tasks=tasks, parameters=parameters, name_repr=python_literal(name),

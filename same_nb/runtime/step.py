@@ -360,7 +360,10 @@ def _changed_watched(loaded: _Loaded, namespace: dict, store: ArtifactStore) -> 
 def write_json_atomic(path: Path, data: dict, sort_keys: bool = False) -> None:
     """Write ``data`` as JSON so readers see the old file or the new one, never a part (fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from threading import get_ident
+
+    # Per thread too: the runs of a sweep share one process and may write one file at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{get_ident()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=sort_keys)

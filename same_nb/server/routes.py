@@ -12,6 +12,7 @@ from same_nb.server.handlers import (
 )
 from same_nb.server.inspect_api import InspectContentHandler
 from same_nb.server.runs_api import CancelHandler, CompareHandler, LabeledRunHandler, StepLogHandler
+from same_nb.server.sweeps_api import SWEEP_ID, SweepHandler, SweepsHandler
 
 
 def handlers(base_url: str) -> list[tuple[str, type]]:
@@ -27,6 +28,8 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (rf"{api}/runs/(\d+)/steps/{step}/debug", DebugStepHandler),
         (f"{api}/compare", CompareHandler),
         (f"{api}/drift", DriftHandler),
+        (f"{api}/sweeps", SweepsHandler),
+        (rf"{api}/sweeps/{SWEEP_ID}", SweepHandler),
         (f"{api}/executed", ExecutedNotebookHandler),
         (f"{api}/lineage", LineageHandler),
         (f"{api}/metrics", MetricsHandler),

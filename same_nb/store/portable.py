@@ -78,8 +78,9 @@ class RunWrites:
     """A run's records from creation to finish (``_writes`` comes from the store)."""
 
     def create_run(self, *, notebook_path: str | Path, notebook_sha256: str, pipeline_name: str,
-                   params: dict[str, Any], target: str, run_dir_root: Path) -> int:
-        """Record a new running run driven by this process; return its number."""
+                   params: dict[str, Any], target: str, run_dir_root: Path, sweep_id: str | None = None) -> int:
+        """Record a new running run driven by this process; return its number. ``sweep_id``: the
+        parameter sweep the run is one grid point of."""
         check_choice("target", target, TARGETS)
         check_json(f"parameters of pipeline {pipeline_name!r}", params)
         notebook = Path(notebook_path).resolve()
@@ -89,6 +90,8 @@ class RunWrites:
                    created_at=now, started_at=now, git_commit=git_commit(notebook.parent),
                    user=user(), host=socket.gethostname(), pid=pid,
                    pid_started=process_started(pid))
+        if sweep_id is not None:
+            row["sweep_id"] = as_str(sweep_id)
         source = _notebook_bytes(notebook, notebook_sha256)
         with self._writes() as w:
             run_id = w.insert("runs", [row], returning=("id",))[0][0]

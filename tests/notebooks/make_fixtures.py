@@ -169,6 +169,14 @@ FIXTURES: dict[str, list[tuple[list[str], str]]] = {
         (["step:right"], "import os, time\nright_pid = os.getpid()\ntime.sleep(1.5)"),
         (["step:join"], "import os\npids = [left_pid, right_pid, os.getpid()]"),
     ],
+    "sweep_grid": [
+        (["parameters"], "scale = 1.0\nseed = 0\nlabel = 'grid'"),
+        (["step:load"], "base = list(range(5))"),
+        (["step:count"], "count = len(base)"),
+        (["step:fit"], "fitted = [b * scale + seed for b in base]"),
+        (["step:score"], "import same_nb\nloss = sum(fitted) / count\nsame_nb.log_metric('loss', loss)\n"
+                         "same_nb.log_metric('accuracy', 1 / (1 + loss))"),
+    ],
     "resume_flag": [
         (["step:load"], "values = [1, 2, 3]"),
         (["step:scale"], "factor = int(open('flag.txt').read())\nscaled = [v * factor for v in values]"),
