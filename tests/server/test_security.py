@@ -23,7 +23,7 @@ from conftest import TESTS
 
 NOTEBOOKS = TESTS / "notebooks"
 PREFIX = "/same-nb/api/"
-SAMPLE_GROUPS = {r"(\d+)": "1", r"([A-Za-z_][A-Za-z0-9_-]{0,62})": "load"}
+SAMPLE_GROUPS = {r"(\d+)": "1", r"([A-Za-z_][A-Za-z0-9_-]{0,62})": "load", r"([A-Za-z0-9_.-]{1,64})": "sweep-1"}
 pytestmark = pytest.mark.slow
 
 
