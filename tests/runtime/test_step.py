@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -164,16 +163,15 @@ def test_unreadable_spec(tmp_path):
         save_outputs(str(tmp_path / "bad.json"), {})
 
 
-def test_dataframe_round_trip_is_fast(tmp_path):
+def test_dataframe_round_trip_goes_through_arrow_exactly(tmp_path):
+    """A DataFrame travels as an Arrow file, not a pickle (its speed is bench/large_steps.py's)."""
     df = pd.DataFrame(np.random.default_rng(0).random((200_000, 10)), columns=[f"c{i}" for i in range(10)])
     ns = {"df": df}
-    started = time.perf_counter()
     produced = save_outputs(write_spec(tmp_path, "a", outputs={"df": ["b"]}), ns)
+    assert produced["outputs"]["df"]["kind"] == "pandas-dataframe"
     loaded: dict = {}
     load_inputs(write_spec(tmp_path, "b", inputs=produced["outputs"]), loaded)
-    elapsed = time.perf_counter() - started
     pd.testing.assert_frame_equal(loaded["df"], df, check_exact=True)
-    assert elapsed < 0.5, f"200k x 10 float DataFrame round trip took {elapsed:.3f} s"
 
 
 _STANDALONE = textwrap.dedent('''
