@@ -16,6 +16,16 @@ pytestmark = pytest.mark.skipif(not fork_supported(), reason="fork server needs 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _arun(coro):
+    """Run on a loop of its own: asyncio.run would leave the main thread with no current event loop,
+    which tornado-based server tests later in the session need."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 def _env(**extra) -> dict[str, str]:
     path = os.pathsep.join(p for p in (ROOT, extra.pop("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path, **extra}
@@ -76,7 +86,7 @@ def test_forked_kernel_is_clean(zygote, tmp_path):
             "'sigint': signal.getsignal(signal.SIGINT) is signal.default_int_handler or "
             "signal.getsignal(signal.SIGINT) == signal.SIG_IGN}))")
     env = ENV
-    (out,), pid = asyncio.run(_run(zygote, str(work), env, [code]))
+    (out,), pid = _arun(_run(zygote, str(work), env, [code]))
     import json
 
     seen = json.loads(out)
@@ -134,9 +144,9 @@ def test_forked_kernel_state_matches_a_fresh_kernel(zygote, tmp_path):
     import json
 
     zygote.preload(["json", "same_nb.runtime"])
-    (forked,), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, [STATE]))
+    (forked,), pid = _arun(_run(zygote, str(tmp_path), ENV, [STATE]))
     assert pid != zygote.pid
-    assert json.loads(forked) == json.loads(asyncio.run(_fresh(str(tmp_path), ENV, STATE)))
+    assert json.loads(forked) == json.loads(_arun(_fresh(str(tmp_path), ENV, STATE)))
 
 
 # Threaded BLAS (a product big enough for OpenBLAS's pool), Arrow's allocator, an OpenMP-built model.
@@ -161,10 +171,10 @@ def test_numeric_stack_is_preloaded_and_computes_as_a_fresh_kernel(zygote, tmp_p
     zygote.preload(["pandas", "numpy", "sklearn.linear_model", "pyarrow.feather"])
     assert zygote.unsafe is None
     assert zygote.preloaded == ["pandas", "numpy", "sklearn.linear_model", "pyarrow.feather"], zygote.dropped
-    (first,), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, [NUMERIC]))
-    (second,), _ = asyncio.run(_run(zygote, str(tmp_path), ENV, [NUMERIC]))    # after a fork in the zygote
+    (first,), pid = _arun(_run(zygote, str(tmp_path), ENV, [NUMERIC]))
+    (second,), _ = _arun(_run(zygote, str(tmp_path), ENV, [NUMERIC]))    # after a fork in the zygote
     assert pid != zygote.pid
-    assert first == second == asyncio.run(_fresh(str(tmp_path), ENV, NUMERIC))
+    assert first == second == _arun(_fresh(str(tmp_path), ENV, NUMERIC))
 
 
 def test_a_package_importing_a_blocked_one_is_not_preloaded(tmp_path, tmp_path_factory):
@@ -179,14 +189,14 @@ def test_a_package_importing_a_blocked_one_is_not_preloaded(tmp_path, tmp_path_f
     try:
         z.preload(["json", "optional_zy"])
         assert z.preloaded == ["json"] and "optional_zy" in z.dropped
-        (out,), _ = asyncio.run(_run(z, str(tmp_path), env, ["import optional_zy; print(optional_zy.HAS)"]))
+        (out,), _ = _arun(_run(z, str(tmp_path), env, ["import optional_zy; print(optional_zy.HAS)"]))
         assert out.strip() == "True"
     finally:
         z.close()
 
 
 def test_sigint_interrupts_a_running_cell(zygote, tmp_path):
-    (result,), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, ["import time; time.sleep(30)"],
+    (result,), pid = _arun(_run(zygote, str(tmp_path), ENV, ["import time; time.sleep(30)"],
                                       interrupt_after=1.5))
     assert pid != zygote.pid
     assert result == "KeyboardInterrupt"
@@ -195,8 +205,8 @@ def test_sigint_interrupts_a_running_cell(zygote, tmp_path):
 def test_sibling_kernels_draw_different_random_numbers_unless_seeded(zygote, tmp_path):
     unseeded = "import random; print(random.random())"
     seeded = "import random; random.seed(7); print(random.random())"
-    (a, a_seeded), pid = asyncio.run(_run(zygote, str(tmp_path), ENV, [unseeded, seeded]))
-    (b, b_seeded), _ = asyncio.run(_run(zygote, str(tmp_path), ENV, [unseeded, seeded]))
+    (a, a_seeded), pid = _arun(_run(zygote, str(tmp_path), ENV, [unseeded, seeded]))
+    (b, b_seeded), _ = _arun(_run(zygote, str(tmp_path), ENV, [unseeded, seeded]))
     assert a != b
     assert a_seeded == b_seeded
 
@@ -212,7 +222,7 @@ def test_a_module_starting_a_thread_is_not_preloaded(tmp_path, tmp_path_factory)
         assert z.unsafe is None
         assert "threadmod_zy" in z.blocked and "threadmod_zy" in z.dropped
         assert z.preloaded == ["json"]
-        (out,), pid = asyncio.run(_run(z, str(tmp_path), env, ["import threadmod_zy; print(threadmod_zy.VALUE)"]))
+        (out,), pid = _arun(_run(z, str(tmp_path), env, ["import threadmod_zy; print(threadmod_zy.VALUE)"]))
         assert out.strip() == "42"                     # the kernel imports it itself
         assert pid != z.pid
     finally:
