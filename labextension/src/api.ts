@@ -92,6 +92,7 @@ export interface IRun {
   name: string | null; // a user's label for the run
   note: string | null; // a user's free-text note
   remote_url?: string | null;
+  sweep_id?: string | null; // the sweep this run is a grid point of
   step_counts: Record<string, number>;
   metrics?: Record<string, number>; // "step.metric" → last value, cached steps included
   log_tail?: string;

@@ -10,7 +10,9 @@ export const COMMANDS = {
   /** args: { path: string; runs: number[] } — compare two or more runs */
   compare: 'same-nb:compare-runs',
   /** args: { path: string; runId?: number; sha256?: string; label?: string } — lineage view */
-  lineageView: 'same-nb:open-lineage-view'
+  lineageView: 'same-nb:open-lineage-view',
+  /** args: { path: string; sweepId: string; expected?: number } — a sweep's runs as one table */
+  sweepView: 'same-nb:open-sweep-view'
 };
 
 /** What the main-area views need from the notebook side (provided by index.ts). */

@@ -7,6 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { ACTIVE, api, ApiError, IGraph, IInspection, IMetricRow, IRun } from './api';
 import { analysisFor, NotebookAnalysis, pipelineKey } from './notebook/analysis';
 import { defaultText, paramProblem } from './params';
+import { ISweepStarted, sweepApi } from './sweeps';
 
 export interface ISettings {
   defaultTarget: string;
@@ -373,45 +374,92 @@ export class SidebarModel {
   }
 
   /** Run the notebook as saved on disk; never writes it unless the user chooses "Save and run". */
-  async run(panel: NotebookPanel | null = this.panel): Promise<void> {
+  /** What a run and a sweep check first: a notebook, a host, valid values, the saved file current. */
+  private async _readyToStart(panel: NotebookPanel | null, target = this.target): Promise<boolean> {
     if (!panel) {
       this.notice = { text: 'Open a notebook first.', error: true };
       this.emit();
-      return;
+      return false;
     }
     if (panel !== this.panel) {
       this.setPanel(panel);
     }
     await panel.context.ready;
-    if (this.target === 'kubeflow' && !this.settings.kfpHost) {
+    if (target === 'kubeflow' && !this.settings.kfpHost) {
       this.notice = {
         text: 'Set the Kubeflow Pipelines host in Settings › same-nb pipelines first.',
         error: true
       };
       this.emit();
-      return;
+      return false;
     }
     const problems = Object.values(this.paramProblems());
     if (problems.length) {
       this.notice = { text: problems.join('\n'), error: true };
       this.emit();
-      return;
+      return false;
     }
     if (await this._differsFromDisk(panel)) {
       const choice = this.hooks ? await this.hooks.askDirty(panel) : 'saved';
       if (choice === null) {
-        return;
+        return false;
       }
       if (choice === 'save') {
         await panel.context.save();
       }
     }
+    return true;
+  }
+
+  /** The run form's values that differ from the defaults (what `-p` would pass). */
+  changedParams(): Record<string, string> {
     const changed: Record<string, string> = {};
     for (const [name, value] of Object.entries(this.params)) {
       if (value !== this.defaults[name]) {
         changed[name] = value;
       }
     }
+    return changed;
+  }
+
+  /**
+   * Start a sweep over `grid` (the other parameters as in the run form). Answers what happened in a
+   * line for the sweep form (the run form's notice stays about runs); `started` is null when it did not.
+   */
+  async startSweep(
+    grid: Record<string, string[]>,
+    jobs?: number
+  ): Promise<{ started: ISweepStarted | null; text: string; error: boolean }> {
+    const panel = this.panel;
+    if (!(await this._readyToStart(panel, 'local')) || !panel) {
+      return { started: null, text: this.notice?.error ? this.notice.text : '', error: true };
+    }
+    const fixed = this.changedParams();
+    for (const name of Object.keys(grid)) {
+      delete fixed[name];
+    }
+    this.starting = true;
+    this.emit();
+    try {
+      const started = await sweepApi.start(panel.context.path, grid, fixed, jobs);
+      this.offset = 0;
+      this.pinned = false;
+      void this.refreshRuns();
+      const n = started.runs;
+      return { started, text: `Sweep ${started.sweep_id} started: ${n} run${n === 1 ? '' : 's'}.`, error: false };
+    } catch (error) {
+      return { started: null, text: message(error), error: true };
+    } finally {
+      this.starting = false;
+      this.emit();
+    }
+  }
+
+  async run(panel: NotebookPanel | null = this.panel): Promise<void> {
+    if (!(await this._readyToStart(panel)) || !panel) {
+      return;
+    }
+    const changed = this.changedParams();
     this.notice = { text: 'Starting…', error: false };
     this.starting = true;
     this.emit();

@@ -15,6 +15,7 @@ import { stepColor } from './notebook/colors';
 import { afterTags, renameStep, setAfter, stepNameProblem } from './notebook/tags';
 import { ParamsForm } from './params';
 import { Section } from './section';
+import { SweepForm } from './sweepform';
 
 export interface IActions {
   jumpToCell(cellId: string | null, cell: number | null, line: number | null): void;
@@ -546,6 +547,12 @@ function Panel({ model, actions }: Props) {
       </div>
       <AnalysisState model={model} actions={actions} />
       {inspection ? <RunForm model={model} /> : null}
+      {inspection ? (
+        <SweepForm
+          model={model}
+          onStarted={s => actions.execute(COMMANDS.sweepView, { path: s.path || path, sweepId: s.sweep_id, expected: s.runs })}
+        />
+      ) : null}
       <CurrentRun model={model} actions={actions} />
       {inspection ? <Diagnostics model={model} actions={actions} /> : null}
       {inspection ? <Steps model={model} actions={actions} inspection={inspection} /> : null}

@@ -11,17 +11,19 @@ import { CompareView } from './compare';
 import { ILineageArgs, LineageView } from './lineage';
 import { IPipelineArgs, PipelineView } from './pipeline';
 import { RunsView } from './runs';
+import { ISweepArgs, SweepView } from './sweep';
 
 // The prebuilt extension loads style/index.js (base.css only): the views bring their own sheet.
 import '../../style/views.css';
 
-type Kind = 'pipeline' | 'runs' | 'compare' | 'lineage';
+type Kind = 'pipeline' | 'runs' | 'compare' | 'lineage' | 'sweep';
 
 const TITLES: Record<Kind, string> = {
   pipeline: 'Pipeline',
   runs: 'Runs',
   compare: 'Compare',
-  lineage: 'Lineage'
+  lineage: 'Lineage',
+  sweep: 'Sweep'
 };
 
 /** The React content of a view; `setArgs` re-renders it with new arguments (a reused widget). */
@@ -130,7 +132,18 @@ export function registerViews(app: JupyterFrontEnd, context: IViewContext): void
         actions: {
           compare: (runs: number[]) => void app.commands.execute(COMMANDS.compare, { path, runs }),
           pipeline: (runId: number) => void app.commands.execute(COMMANDS.pipelineView, { path, runId }),
-          lineage: (runId: number) => void app.commands.execute(COMMANDS.lineageView, { path, runId })
+          lineage: (runId: number) => void app.commands.execute(COMMANDS.lineageView, { path, runId }),
+          sweep: (sweepId: string) => void app.commands.execute(COMMANDS.sweepView, { path, sweepId })
+        }
+      });
+    }
+    if (kind === 'sweep') {
+      return React.createElement(SweepView, {
+        key: args.sweepId,
+        args: args as ISweepArgs,
+        actions: {
+          compare: (runs: number[]) => void app.commands.execute(COMMANDS.compare, { path, runs }),
+          pipeline: (runId: number) => void app.commands.execute(COMMANDS.pipelineView, { path, runId })
         }
       });
     }
@@ -186,6 +199,24 @@ export function registerViews(app: JupyterFrontEnd, context: IViewContext): void
         return app.commands.execute(COMMANDS.runsView, { path });
       }
       return show('compare', path, { path, runs }, `Compare ${runs.map(i => `#${i}`).join(' ')} — ${name(path)}`);
+    }
+  });
+
+  app.commands.addCommand(COMMANDS.sweepView, {
+    label: 'Open a sweep\'s table (swept values, metrics, best run)',
+    caption: 'The runs of one parameter sweep side by side, the best one marked by a metric',
+    execute: args => {
+      const path = pathOf(args);
+      const sweepId = typeof args.sweepId === 'string' ? args.sweepId : '';
+      if (!path) {
+        return;
+      }
+      if (!sweepId) {
+        // From the palette: the runs table has a sweep column to pick one from.
+        return app.commands.execute(COMMANDS.runsView, { path });
+      }
+      const expected = Number.isInteger(args.expected) ? Number(args.expected) : undefined;
+      return show('sweep', path, { path, sweepId, expected, at: Date.now() }, `Sweep ${sweepId} — ${name(path)}`);
     }
   });
 

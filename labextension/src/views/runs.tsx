@@ -10,6 +10,7 @@ export interface IRunsActions {
   compare(runs: number[]): void;
   pipeline(runId: number): void;
   lineage(runId: number): void;
+  sweep(sweepId: string): void;
 }
 
 type SortKey = string; // "id", "name", "status", "started", "duration", "note", "p:NAME", "m:NAME"
@@ -97,6 +98,9 @@ function sortValue(run: IRun, key: SortKey): number | string | null {
   }
   if (key === 'status') {
     return run.status;
+  }
+  if (key === 'sweep') {
+    return run.sweep_id ?? null;
   }
   if (key === 'started') {
     return Date.parse(run.created_at);
@@ -262,6 +266,7 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
   const metrics = useMetrics(path, runs);
 
   const params = [...new Set(runs.flatMap(r => Object.keys(r.params)))].sort();
+  const swept = runs.some(r => r.sweep_id);
   const metricNames = [...new Set(runs.flatMap(r => Object.keys(metrics[r.id] ?? {})))].sort();
   const withMetrics = runs.map(r => ({ ...r, metrics: metrics[r.id] }));
 
@@ -276,6 +281,7 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
         r.name ?? '',
         r.note ?? '',
         r.status,
+        r.sweep_id ?? '',
         ...Object.entries(r.params).map(([k, v]) => `${k}=${valueText(v)}`)
       ]
         .join(' ')
@@ -350,6 +356,7 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
               {header('status', 'status')}
               {header('started', 'started')}
               {header('duration', 'duration')}
+              {swept ? header('sweep', 'sweep', 'The sweep a run belongs to: click to open its table') : null}
               {params.map(p => header(`p:${p}`, p, `parameter ${p}`, 'same-nb-v-param-col'))}
               {metricNames.map(m => header(`m:${m}`, m, `metric ${m} (step.metric)`, 'same-nb-v-metric-col'))}
               <th />
@@ -386,6 +393,19 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
                   {when(r.created_at)}
                 </td>
                 <td className="same-nb-v-num">{seconds(r.duration_s)}</td>
+                {swept ? (
+                  <td className="same-nb-v-sweep-cell" onClick={e => e.stopPropagation()}>
+                    {r.sweep_id ? (
+                      <button
+                        className="same-nb-v-linkbutton same-nb-v-open-sweep"
+                        title={`Open sweep ${r.sweep_id}: its runs side by side`}
+                        onClick={() => props.actions.sweep(r.sweep_id as string)}
+                      >
+                        {r.sweep_id}
+                      </button>
+                    ) : null}
+                  </td>
+                ) : null}
                 {params.map(p => (
                   <td key={p} className="same-nb-v-num same-nb-v-param-cell" data-param={p}>
                     {r.params[p] === undefined ? '' : valueText(r.params[p])}
