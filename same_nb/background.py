@@ -89,55 +89,6 @@ def start_run(notebook: str | Path, params: list[tuple[str, str]] = (), *, use_c
     return StartedRun(run_id=run_id, run_dir=run_dir, pid=proc.pid)
 
 
-@dataclass
-class StartedSweep:
-    sweep_id: str
-    runs: int             # grid points: each becomes a run recorded with ``sweep_id``
-    pid: int
-    log: Path
-
-
-def start_sweep(notebook: str | Path, grid: dict[str, list], params: list[tuple[str, str]] = (), *,
-                use_cache: bool = True, jobs: int | None = None) -> StartedSweep:
-    """Check a parameter grid against the notebook, then drive the sweep in a detached
-    ``same-nb run --params-grid`` process; return its sweep id at once (its runs appear as they start).
-    ``grid`` maps parameters to lists of values (text is typed like -p values). Raises SameError before
-    any process starts."""
-    from same_nb.frontend.sweep import Axis
-    from same_nb.service import new_sweep_id, plan_notebook_sweep
-
-    path = Path(notebook).resolve()
-    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
-        raise SameError("grid must map each parameter to a list of values, e.g. {\"C\": [\"0.1\", \"1.0\"]}")
-    if jobs is not None and jobs < 1:
-        raise SameError(f"jobs must be at least 1 (got {jobs})")
-    plan = plan_notebook_sweep(path, [Axis(str(n), list(v), f"grid {n}") for n, v in grid.items()],
-                               params=list(params))
-    sweep_id = new_sweep_id()
-    folder = path.parent / ".same" / "sweeps" / sweep_id
-    folder.mkdir(parents=True, exist_ok=True)
-    # Files, not argv: a value may start with "-" or be long.
-    (folder / "grid.json").write_text(json.dumps(grid), encoding="utf-8")
-    cmd = [sys.executable, "-m", "same_nb.cli", "run", str(path), "--params-grid", str(folder / "grid.json"),
-           "--sweep-id", sweep_id, "--quiet"]
-    if params:
-        (folder / "params.json").write_text(json.dumps(dict(params)), encoding="utf-8")
-        cmd += ["--params", str(folder / "params.json")]
-    if not use_cache:
-        cmd.append("--no-cache")
-    if jobs is not None:
-        cmd += ["--jobs", str(jobs)]
-    log_path = folder / "sweep.log"
-    with open(log_path, "ab") as log:
-        try:
-            proc = subprocess.Popen(cmd, cwd=path.parent, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as exc:
-            raise SameError(f"could not start the sweep process: {exc}", path=str(notebook)) from exc
-    threading.Thread(target=proc.wait, name=f"same-nb-sweep-{sweep_id}", daemon=True).start()
-    return StartedSweep(sweep_id=sweep_id, runs=len(plan.points), pid=proc.pid, log=log_path)
-
-
 def _record_process(store, run_id: int, pid: int) -> None:
     """Point the run at the process that drives it, so liveness checks and cancel find it."""
     from sqlalchemy import update
@@ -258,6 +209,38 @@ class Stopped:
         return {"run_id": self.run_id, "status": self.status, "stopped": self.stopped, "message": self.message}
 
 
+def escalate(pid: int, alive, *, grace: float, term_grace: float, poll: float) -> tuple[list[str], list[int]]:
+    """Stop process ``pid`` while ``alive()`` (it still is that process): SIGINT, SIGTERM after ``grace``
+    s, SIGKILL ``term_grace`` s later; then kill the processes it had below it (kernels it could not shut
+    down). Returns the signals sent and the pids still alive after all that."""
+    began = time.monotonic()
+    seen = descendants(pid) if alive() else {}
+    sent: list[str] = []
+    for name, after in (("SIGINT", 0.0), ("SIGTERM", grace), ("SIGKILL", grace + term_grace)):
+        while alive() and time.monotonic() - began < after:
+            seen.update(descendants(pid))
+            time.sleep(poll)
+        if not alive():
+            break
+        seen.update(descendants(pid))
+        try:
+            os.kill(pid, getattr(signal, name))
+            sent.append(name)
+        except ProcessLookupError:
+            break
+    deadline = time.monotonic() + 2.0
+    while alive() and time.monotonic() < deadline:
+        time.sleep(poll)
+    kill_processes(seen)
+    deadline = time.monotonic() + 2.0
+    while any(_alive(p, t) for p, t in seen.items()) and time.monotonic() < deadline:
+        time.sleep(poll)
+    left = sorted(p for p, t in seen.items() if _alive(p, t))
+    if alive():
+        left.insert(0, pid)
+    return sent, left
+
+
 def stop_run(store, run: dict, *, grace: float = CANCEL_GRACE, term_grace: float = TERM_GRACE,
              poll: float = 0.1) -> Stopped:
     """Cancel ``run`` (a ``Store.get_run`` record of ``store``) and return once it stopped, escalating
@@ -267,30 +250,8 @@ def stop_run(store, run: dict, *, grace: float = CANCEL_GRACE, term_grace: float
     pid = _check_cancellable(run)
     ticks = run.get("pid_started") or _started_ticks(pid)
     began = time.monotonic()
-    seen = descendants(pid)
-    sent: list[str] = []
-    for name, after in (("SIGINT", 0.0), ("SIGTERM", grace), ("SIGKILL", grace + term_grace)):
-        while is_background_process(pid, run_id, ticks) and time.monotonic() - began < after:
-            seen.update(descendants(pid))
-            time.sleep(poll)
-        if not is_background_process(pid, run_id, ticks):
-            break
-        seen.update(descendants(pid))
-        try:
-            os.kill(pid, getattr(signal, name))
-            sent.append(name)
-        except ProcessLookupError:
-            break
-    deadline = time.monotonic() + 2.0
-    while is_background_process(pid, run_id, ticks) and time.monotonic() < deadline:
-        time.sleep(poll)
-    kill_processes(seen)                          # kernels of a run process that did not shut them down
-    deadline = time.monotonic() + 2.0
-    while any(_alive(p, t) for p, t in seen.items()) and time.monotonic() < deadline:
-        time.sleep(poll)
-    left = sorted(p for p, t in seen.items() if _alive(p, t))
-    if is_background_process(pid, run_id, ticks):
-        left.insert(0, pid)
+    sent, left = escalate(pid, lambda: is_background_process(pid, run_id, ticks), grace=grace,
+                          term_grace=term_grace, poll=poll)
     current = store.get_run(run_id) or run
     if not left and current["status"] in ("pending", "running", "interrupted"):
         # The process died without recording its end (SIGKILL), or before the store's liveness check

@@ -374,6 +374,23 @@ export class SidebarModel {
   }
 
   /** Run the notebook as saved on disk; never writes it unless the user chooses "Save and run". */
+  /** A run of a sweep stops with its sweep: its process drives every grid point. */
+  private async _cancelSweep(id: number, sweepId: string): Promise<void> {
+    this.cancelling = id;
+    this.notice = { text: `Cancelling sweep ${sweepId}…`, error: false };
+    this.emit();
+    try {
+      const reply = await sweepApi.cancel(this.path, sweepId);
+      this.notice = { text: reply.message, error: !reply.stopped };
+    } catch (error) {
+      this.notice = { text: `Sweep ${sweepId} was not cancelled: ${message(error)}`, error: true };
+    } finally {
+      this.cancelling = null;
+    }
+    this.emit();
+    await this.refreshRuns();
+  }
+
   /** What a run and a sweep check first: a notebook, a host, valid values, the saved file current. */
   private async _readyToStart(panel: NotebookPanel | null, target = this.target): Promise<boolean> {
     if (!panel) {
@@ -491,6 +508,10 @@ export class SidebarModel {
   /** Cancel a run and say what happened: the server waits until it really stopped. */
   async cancel(id: number): Promise<void> {
     const path = this.path;
+    const sweepId = [this.selected, ...this.runs].find(r => r?.id === id)?.sweep_id;
+    if (sweepId) {
+      return this._cancelSweep(id, sweepId);
+    }
     this.cancelling = id;
     this.notice = { text: `Cancelling run ${id}…`, error: false };
     this.emit();

@@ -391,7 +391,7 @@ function CurrentRun({ model, actions }: Props) {
           disabled={cancelling}
           onClick={() => void model.cancel(run.id)}
         >
-          {cancelling ? 'Cancelling…' : 'Cancel'}
+          {cancelling ? 'Cancelling…' : run.sweep_id ? 'Cancel sweep' : 'Cancel'}
         </button>
       ) : null}
       <button

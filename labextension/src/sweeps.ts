@@ -16,6 +16,15 @@ export interface ISweepTable {
   columns: string[]; // metric names ("step.metric" when two steps log the same name)
   runs: ISweepRun[]; // oldest first
   best: { run_id: number; metric: string; direction: 'min' | 'max'; value: number } | null;
+  // The sweep process, for a sweep this server started (null for one started in a terminal).
+  process?: { running: boolean; runs: number | null } | null;
+}
+
+export interface ISweepCancelled {
+  sweep_id: string;
+  stopped: boolean;
+  message: string;
+  runs?: { id: number; status: string }[];
 }
 
 export interface ISweepStarted {
@@ -33,6 +42,12 @@ export const sweepApi = {
       'sweeps',
       {},
       { method: 'POST', body: JSON.stringify({ path, grid, params, jobs }) }
+    ),
+  cancel: (path: string, sweepId: string) =>
+    request<ISweepCancelled>(
+      `sweeps/${encodeURIComponent(sweepId)}/cancel`,
+      {},
+      { method: 'POST', body: JSON.stringify({ path }) }
     ),
   table: (path: string, sweepId: string, best?: string, direction?: string) =>
     request<ISweepTable>(`sweeps/${encodeURIComponent(sweepId)}`, {

@@ -12,7 +12,7 @@ from same_nb.server.handlers import (
 )
 from same_nb.server.inspect_api import InspectContentHandler
 from same_nb.server.runs_api import CancelHandler, CompareHandler, LabeledRunHandler, StepLogHandler
-from same_nb.server.sweeps_api import SWEEP_ID, SweepHandler, SweepsHandler
+from same_nb.server.sweeps_api import SWEEP_ID, SweepCancelHandler, SweepHandler, SweepsHandler
 
 
 def handlers(base_url: str) -> list[tuple[str, type]]:
@@ -30,6 +30,7 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (f"{api}/drift", DriftHandler),
         (f"{api}/sweeps", SweepsHandler),
         (rf"{api}/sweeps/{SWEEP_ID}", SweepHandler),
+        (rf"{api}/sweeps/{SWEEP_ID}/cancel", SweepCancelHandler),
         (f"{api}/executed", ExecutedNotebookHandler),
         (f"{api}/lineage", LineageHandler),
         (f"{api}/metrics", MetricsHandler),

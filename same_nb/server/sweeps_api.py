@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
@@ -27,7 +28,7 @@ class SweepsHandler(SameHandler):
     @authorized(action="execute", resource="kernels")
     @api_errors
     async def post(self) -> None:
-        from same_nb.background import start_sweep
+        from same_nb.background_sweep import start_sweep
         from same_nb.service import check_param_text
 
         body = self.body()
@@ -77,4 +78,38 @@ class SweepHandler(SameHandler):
                          for r in table["runs"] if belongs(r, folder)]
         if not table["runs"]:
             raise PathError(f"there is no sweep {sweep_id} in this folder", path=None, status=404)
+        table["process"] = _process_state(table["runs"], self.root_dir, sweep_id)
         self.reply(table)
+
+
+def _process_state(rows: list[dict], root_dir: str, sweep_id: str) -> dict | None:
+    """Whether the process of a sweep the server started still runs, and how many runs it plans."""
+    from same_nb.background_sweep import sweep_process_state
+
+    return sweep_process_state((Path(root_dir) / rows[0]["path"]).parent, sweep_id)
+
+
+class SweepCancelHandler(SameHandler):
+    """POST ``{path}``: stop a sweep the server started and answer once its process stopped (SIGINT,
+    then SIGTERM, then SIGKILL, as a run's cancel): ``{sweep_id, stopped, message, runs: [{id, status}]}``;
+    409 when it is not this server's to stop or has already ended."""
+
+    @web.authenticated
+    @authorized(action="execute", resource="kernels")
+    @api_errors
+    async def post(self, sweep_id: str) -> None:
+        from same_nb.background_sweep import stop_sweep
+        from same_nb.store.sweeps import sweep_runs
+
+        body = self.body()
+        store, notebook, folder = await self.store_for(body.get("path", ""))
+        rows = [r for r in await self.read_store(sweep_runs, store, sweep_id) if belongs(r, folder)]
+        if not rows:
+            raise PathError(f"there is no sweep {sweep_id} in this folder", path=None, status=404)
+        try:
+            reply = await self.blocking(stop_sweep, store, Path(rows[0]["notebook_path"]).parent, sweep_id)
+        except SameError as exc:
+            self.reply({"message": exc.message, "error": exc.to_dict(), "sweep_id": sweep_id, "stopped": False},
+                       status=409)
+            return
+        self.reply(reply, status=200 if reply["stopped"] else 500)

@@ -192,3 +192,18 @@ def shoot():
         return path
 
     return take
+
+
+def open_palette(page):
+    """Ctrl+Shift+C until the command palette shows: on a loaded machine a press can land before the
+    shell takes keys again (after a dialog or a click in a cell)."""
+    palette = page.locator("#command-palette")
+    for _ in range(4):
+        if not palette.locator("input").is_visible():
+            page.keyboard.press("Control+Shift+C")
+        try:
+            palette.locator("input").wait_for(state="visible", timeout=5000)
+            return palette
+        except Exception:
+            continue
+    raise AssertionError("the command palette did not open on Ctrl+Shift+C")

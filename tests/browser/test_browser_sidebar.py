@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import open_palette
+
 pytestmark = pytest.mark.slow
 SIDEBAR = "#same-nb-sidebar"
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
@@ -101,8 +103,7 @@ def test_toolbar_button_palette_and_metrics_chart(page, lab, shoot):
     chart.scroll_into_view_if_needed()
     shoot(page, "06-metrics-chart")
 
-    page.keyboard.press("Control+Shift+C")
-    palette = page.locator("#command-palette")
+    palette = open_palette(page)
     palette.locator("input").fill("pipeline")
     items = palette.locator(".lm-CommandPalette-itemLabel")
     expect(items.filter(has_text="Run as pipeline")).to_have_count(1)
@@ -165,8 +166,7 @@ def test_diagnostics_jump_to_cells_and_start_step_here_tags_the_cell(page, lab, 
     shoot(page, "10-diagnostic-jump")
 
     def start_step_here(name: str) -> None:
-        page.keyboard.press("Control+Shift+C")
-        page.locator("#command-palette input").fill("Start pipeline step here")
+        open_palette(page).locator("input").fill("Start pipeline step here")
         page.keyboard.press("Enter")
         dialog = page.locator(".jp-Dialog")
         dialog.locator("input").fill(name)

@@ -28,7 +28,15 @@ def write_fixtures(work: Path) -> None:
         code("from same_nb import log_metric\nscore = round(sum(base) / 190 - (C - 0.5) ** 2 + seed / 100, 4)\n"
              "log_metric('score', score)", ["step:score"]),
     ]
-    (work / "sweepme.ipynb").write_text(json.dumps({
+    write_notebook(work / "sweepme.ipynb", cells)
+    write_notebook(work / "slow.ipynb", [
+        code("wait = 1", ["parameters"]),
+        code("import time\ntime.sleep(60 * wait)\ndone = wait", ["step:sleep"]),
+    ])
+
+
+def write_notebook(path: Path, cells: list[dict]) -> None:
+    path.write_text(json.dumps({
         "cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                     "language": "python"}},
         "nbformat": 4, "nbformat_minor": 5}))
@@ -154,4 +162,37 @@ def test_runs_table_links_each_run_to_its_sweep(page, lab, shoot):
     expect(view.locator("tbody tr[data-run-id]")).to_have_count(2)
     expect(view.locator("thead th", has_text="seed")).to_have_count(0)   # only C was swept
     shoot(page, "sweep-from-runs-table")
+    assert not page.errors, page.errors
+
+
+def test_cancel_sweep_stops_every_run_from_the_sweep_view(page, lab, shoot):
+    from playwright.sync_api import expect
+
+    started = lab.api("sweeps", method="POST", body={"path": "work/slow.ipynb", "grid": {"wait": ["1", "2", "3"]},
+                                                     "jobs": 2})
+    sweep_id = started["sweep_id"]
+    deadline = time.time() + 120
+    while time.time() < deadline:                      # until a grid point is running
+        try:
+            table = lab.api(f"sweeps/{sweep_id}", path="work/slow.ipynb")
+            if any(r["status"] == "running" for r in table["runs"]):
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    open_sidebar(page, lab, "work/slow.ipynb")
+    page.locator(SIDEBAR).locator(".same-nb-open-runs").click()
+    page.locator(".same-nb-v-runs:visible .same-nb-v-open-sweep").first.click()
+    view = page.locator(".same-nb-v-sweep:visible")
+    expect(view.locator(".same-nb-v-sweep-progress")).to_contain_text("of 3 runs")
+    expect(view.locator(".same-nb-v-sweep-progress")).to_contain_text("following")
+    view.locator(".same-nb-v-sweep-cancel").click()
+    expect(view.locator(".same-nb-v-sweep-cancel-reply")).to_contain_text(
+        f"sweep {sweep_id} cancelled after SIGINT", timeout=60_000)
+    expect(view.locator(".same-nb-v-sweep-cancel")).to_have_count(0)
+    expect(view.locator(".same-nb-v-sweep-progress")).not_to_contain_text("following", timeout=15_000)
+    shoot(page, "sweep-cancelled")
+    table = lab.api(f"sweeps/{sweep_id}", path="work/slow.ipynb")
+    assert table["runs"] and {r["status"] for r in table["runs"]} == {"cancelled"}, table["runs"]
+    assert table["process"]["running"] is False
     assert not page.errors, page.errors

@@ -73,3 +73,69 @@ def test_bad_sweeps_are_refused_before_anything_starts(api, root, body, message)
 def test_an_unknown_sweep_is_404(api, root):
     code, reply = api("GET", "sweeps", "no-such-sweep", params={"path": "work/sweep_grid.ipynb"})
     assert code == 404, reply
+
+
+def test_cancel_stops_a_running_sweep_its_runs_and_their_kernels(api, root):
+    import json
+
+    from same_nb.background import descendants
+
+    nb = json.loads((NOTEBOOKS / "sweep_grid.ipynb").read_text())
+    fit = next(c for c in nb["cells"] if "step:fit" in c["metadata"].get("tags", []))
+    fit["source"] = "import time\ntime.sleep(120)\n" + "".join(fit["source"])
+    (root / "work" / "slow_sweep.ipynb").write_text(json.dumps(nb))
+    path = "work/slow_sweep.ipynb"
+    code, started = api("POST", "sweeps", body={"path": path, "grid": {"scale": ["1", "2", "3"]}})
+    assert code == 202, started
+    sweep_id = started["sweep_id"]
+    deadline, table = time.time() + 120, {}
+    while time.time() < deadline:                       # until a grid point is inside the slow step
+        code, table = api("GET", "sweeps", sweep_id, params={"path": path})
+        if code == 200 and any(r["status"] == "running" for r in table["runs"]):
+            run_id = next(r["id"] for r in table["runs"] if r["status"] == "running")
+            code, run = api("GET", "runs", str(run_id), params={"path": path})
+            if any(s["step_name"] == "fit" and s["status"] == "running" for s in run["steps"]):
+                break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"no grid point reached the slow step: {table}")
+    assert table["process"] == {"running": True, "runs": 3}
+    kernels = descendants(started_pid := _sweep_pid(root, sweep_id))
+    assert kernels, "the sweep process runs its steps' kernels below it"
+
+    # One run of a sweep is not cancelled alone: the answer says how to stop the sweep.
+    code, reply = api("POST", "runs", str(run_id), "cancel", body={"path": path})
+    assert code == 409 and f"is a point of sweep {sweep_id}: cancel the sweep" in reply["message"], reply
+
+    code, reply = api("POST", "sweeps", sweep_id, "cancel", body={"path": path})
+    assert code == 200 and reply["stopped"] is True, reply
+    assert reply["message"].startswith(f"sweep {sweep_id} cancelled after SIGINT"), reply
+    assert reply["runs"] and all(r["status"] in ("cancelled", "success") for r in reply["runs"]), reply
+    assert any(r["status"] == "cancelled" for r in reply["runs"])
+    assert not Path(f"/proc/{started_pid}").exists() or "Z" in Path(f"/proc/{started_pid}/stat").read_text().split()[2]
+    assert not [p for p in kernels if Path(f"/proc/{p}").exists()
+                and Path(f"/proc/{p}/stat").read_text().split(") ")[1][0] != "Z"], "a step kernel outlived the sweep"
+    code, run = api("GET", "runs", str(run_id), params={"path": path})
+    assert run["status"] == "cancelled"
+    assert {s["step_name"]: s["status"] for s in run["steps"]}["fit"] == "cancelled"
+    code, table = api("GET", "sweeps", sweep_id, params={"path": path})
+    assert table["process"]["running"] is False
+    code, reply = api("POST", "sweeps", sweep_id, "cancel", body={"path": path})
+    assert code == 409 and "has already ended" in reply["message"], reply
+
+
+def _sweep_pid(root: Path, sweep_id: str) -> int:
+    import json
+
+    return json.loads((root / "work" / ".same" / "sweeps" / sweep_id / "process.json").read_text())["pid"]
+
+
+def test_a_sweep_started_elsewhere_is_not_cancelled_here(api, root):
+    from same_nb.frontend.sweep import Axis
+    from same_nb.service import run_sweep
+
+    result = run_sweep(root / "work" / "sweep_grid.ipynb", [Axis("scale", ["1", "2"], "--sweep scale")], jobs=2)
+    code, reply = api("POST", "sweeps", result.sweep_id, "cancel", body={"path": "work/sweep_grid.ipynb"})
+    assert code == 409 and "was not started in the background here" in reply["message"], reply
+    code, reply = api("POST", "sweeps", "no-such-sweep", "cancel", body={"path": "work/sweep_grid.ipynb"})
+    assert code == 404, reply

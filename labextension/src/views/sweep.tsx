@@ -28,7 +28,11 @@ function useSweep(args: ISweepArgs, metric: string, direction: Direction) {
   const [table, setTable] = React.useState<ISweepTable | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const opened = React.useRef(Date.now());
-  const done = !!table && table.runs.length >= (args.expected ?? 0) && !table.runs.some(r => ACTIVE.includes(r.status));
+  // Done once no run is active and the sweep process (when this server started it) has ended.
+  const done =
+    !!table &&
+    !table.runs.some(r => ACTIVE.includes(r.status)) &&
+    (table.process ? !table.process.running : table.runs.length >= (args.expected ?? 0));
   const refresh = React.useCallback(async () => {
     try {
       let next: ISweepTable;
@@ -56,7 +60,43 @@ function useSweep(args: ISweepArgs, metric: string, direction: Direction) {
       void refresh();
     }
   }, [done, refresh]);
-  return { table, error, done };
+  return { table, error, done, refresh };
+}
+
+function CancelSweep(props: { args: ISweepArgs; running: boolean; onDone: () => void }): JSX.Element {
+  const [busy, setBusy] = React.useState(false);
+  const [reply, setReply] = React.useState<{ text: string; error: boolean } | null>(null);
+  const cancel = async () => {
+    setBusy(true);
+    try {
+      const r = await sweepApi.cancel(props.args.path, props.args.sweepId);
+      setReply({ text: r.message, error: !r.stopped });
+    } catch (e) {
+      setReply({ text: message(e), error: true });
+    } finally {
+      setBusy(false);
+      props.onDone();
+    }
+  };
+  return (
+    <>
+      {props.running || busy ? (
+        <button
+          className="jp-mod-styled jp-mod-warn same-nb-v-sweep-cancel"
+          disabled={busy}
+          title="Stop every run of this sweep (SIGINT; the runs record themselves cancelled)"
+          onClick={() => void cancel()}
+        >
+          {busy ? 'Cancelling…' : 'Cancel sweep'}
+        </button>
+      ) : null}
+      {reply ? (
+        <span className={`same-nb-v-sweep-cancel-reply ${reply.error ? 'same-nb-v-error-line' : 'same-nb-v-dim'}`} role="status">
+          {reply.text}
+        </span>
+      ) : null}
+    </>
+  );
 }
 
 function SweepChart(props: { table: ISweepTable; metric: string; width: number }): JSX.Element | null {
@@ -107,7 +147,7 @@ export function SweepView(props: { args: ISweepArgs; actions: ISweepActions }): 
   const [metric, setMetric] = React.useState('');
   const [direction, setDirection] = React.useState<Direction>('');
   const [picked, setPicked] = React.useState<number[]>([]);
-  const { table, error, done } = useSweep(args, metric, direction);
+  const { table, error, done, refresh } = useSweep(args, metric, direction);
   const box = React.useRef<HTMLDivElement>(null);
   const size = useSize(box);
   const columns = table?.columns ?? [];
@@ -122,7 +162,7 @@ export function SweepView(props: { args: ISweepArgs; actions: ISweepActions }): 
   for (const r of runs) {
     counts[r.status] = (counts[r.status] ?? 0) + 1;
   }
-  const expected = Math.max(args.expected ?? 0, runs.length);
+  const expected = Math.max(table?.process?.runs ?? args.expected ?? 0, runs.length);
   const best = table?.best && table.best.metric === chosen ? table.best : null;
   const toggle = (id: number) => setPicked(p => (p.includes(id) ? p.filter(x => x !== id) : [...p, id]));
   const ordered = picked.filter(id => runs.some(r => r.id === id)).sort((a, b) => a - b);
@@ -137,6 +177,9 @@ export function SweepView(props: { args: ISweepArgs; actions: ISweepActions }): 
           {Object.keys(counts).length ? ` · ${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ')}` : ''}
           {done ? '' : ' · following'}
         </span>
+        {table?.process ? (
+          <CancelSweep args={args} running={!done && table.process.running} onDone={() => void refresh()} />
+        ) : null}
         <span className="same-nb-v-spacer" />
         {columns.length ? (
           <>
