@@ -22,7 +22,8 @@ RANKS = {
     "same_nb.store": 5,
     "same_nb.local": 6, "same_nb.kubeflow": 6,
     "same_nb.service": 7,
-    "same_nb.report": 8, "same_nb.background": 8, "same_nb.background_sweep": 8, "same_nb.lean": 8,
+    "same_nb.report": 8, "same_nb.background": 8, "same_nb.lean": 8,
+    "same_nb.background_sweep": 8.5,       # a sweep's process is stopped as a run's is (background.escalate)
     "same_nb.cli": 9, "same_nb.server": 9,
 }
 FACADE = "same_nb"          # the package root: public API for notebooks, imported by nothing inside
