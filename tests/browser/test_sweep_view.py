@@ -113,6 +113,8 @@ def test_sweep_form_starts_a_grid_and_the_sweep_table_marks_the_best_run(page, l
     chart = view.locator("svg.same-nb-v-chart")
     expect(chart.locator("g.same-nb-v-point")).to_have_count(6)
     expect(chart).to_contain_text("C (swept)")
+    expect(chart.locator(".same-nb-v-legend-item")).to_have_text(["seed = 0", "seed = 1"])   # one line per seed
+    expect(chart.locator("polyline.same-nb-v-series-line")).to_have_count(2)
     titles = " ".join(chart.locator("g.same-nb-v-point title").all_text_contents())
     assert all(f"C = {c}, seed = {s}" in titles for c in ("0.1", "0.5", "1") for s in ("0", "1")), titles
     shoot(page, "sweep-table")

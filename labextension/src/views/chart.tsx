@@ -10,7 +10,11 @@ export interface IChartPoint {
   x: number | string; // a number, a category, or epoch milliseconds for time
   y: number;
   detail?: string;
+  series?: string; // points of one series share a colour and, on a numeric axis, a line
 }
+
+// Distinguishable on light and dark themes; a series past the last reuses the palette.
+const SERIES_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 
 export type XKind = 'number' | 'category' | 'time';
 
@@ -97,8 +101,12 @@ export function MetricChart(props: {
   yLabel: string;
   width?: number;
   height?: number;
+  seriesLabel?: string; // what the series are (a legend names each)
 }): JSX.Element {
   const { points, xKind } = props;
+  const series = [...new Set(points.map(p => p.series).filter((s): s is string => s !== undefined))];
+  const colorOf = (p: IChartPoint) =>
+    p.series === undefined ? undefined : SERIES_COLORS[series.indexOf(p.series) % SERIES_COLORS.length];
   const width = props.width ?? 760;
   const height = props.height ?? 340;
   const ys = points.map(p => p.y);
@@ -148,7 +156,13 @@ export function MetricChart(props: {
   const every = Math.max(1, Math.ceil((widest + 10) / Math.max(1, room)));
 
   const sorted = [...points].sort((a, b) => (xKind === 'category' ? 0 : Number(a.x) - Number(b.x)));
-  const line = xKind === 'time' ? sorted.map(p => `${sx(p)},${sy(p.y)}`).join(' ') : '';
+  const line = xKind === 'time' && !series.length ? sorted.map(p => `${sx(p)},${sy(p.y)}`).join(' ') : '';
+  const legendText = (s: string) => `${props.seriesLabel ? `${props.seriesLabel} = ` : ''}${s}`;
+  const legendW = Math.max(0, ...series.map(s => textWidth(legendText(s), 12))) + 24;
+  const lines =
+    xKind === 'category'
+      ? []
+      : series.map(s => ({ s, points: sorted.filter(p => p.series === s).map(p => `${sx(p)},${sy(p.y)}`).join(' ') }));
   return (
     <svg
       className="same-nb-v-chart"
@@ -194,9 +208,29 @@ export function MetricChart(props: {
         {props.yLabel}
       </text>
       {line ? <polyline className="same-nb-v-line" points={line} /> : null}
+      {lines.map(l => (
+        <polyline
+          key={l.s}
+          className="same-nb-v-line same-nb-v-series-line"
+          points={l.points}
+          style={{ stroke: SERIES_COLORS[series.indexOf(l.s) % SERIES_COLORS.length] }}
+        />
+      ))}
+      {series.length ? (
+        <g className="same-nb-v-legend" transform={`translate(${m.left + plotW - legendW}, ${m.top + 4})`}>
+          {series.map((s, i) => (
+            <g key={s} className="same-nb-v-legend-item" data-series={s} transform={`translate(0, ${i * 16})`}>
+              <circle cx={5} cy={5} r={5} style={{ fill: SERIES_COLORS[i % SERIES_COLORS.length] }} />
+              <text className="same-nb-v-tick" x={14} y={9}>
+                {legendText(s)}
+              </text>
+            </g>
+          ))}
+        </g>
+      ) : null}
       {points.map(p => (
-        <g key={p.run} className="same-nb-v-point" data-run={p.run}>
-          <circle cx={sx(p)} cy={sy(p.y)} r={5.5}>
+        <g key={p.run} className="same-nb-v-point" data-run={p.run} data-series={p.series}>
+          <circle cx={sx(p)} cy={sy(p.y)} r={5.5} style={colorOf(p) ? { fill: colorOf(p) } : undefined}>
             <title>{`run #${p.run}: ${props.yLabel} = ${valueText(p.y)}${p.detail ? `\n${p.detail}` : ''}`}</title>
           </circle>
           <text className="same-nb-v-point-label" x={sx(p)} y={sy(p.y) - 10} textAnchor="middle">

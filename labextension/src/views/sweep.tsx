@@ -28,11 +28,13 @@ function useSweep(args: ISweepArgs, metric: string, direction: Direction) {
   const [table, setTable] = React.useState<ISweepTable | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const opened = React.useRef(Date.now());
-  // Done once no run is active and the sweep process (when this server started it) has ended.
+  // Done once no run is active and every planned run is there, or the sweep process has ended (a
+  // cancelled sweep or a failed shared step leaves points that never start).
+  const planned = table?.process?.runs ?? args.expected ?? 0;
   const done =
     !!table &&
     !table.runs.some(r => ACTIVE.includes(r.status)) &&
-    (table.process ? !table.process.running : table.runs.length >= (args.expected ?? 0));
+    (table.runs.length >= planned || table.process?.running === false);
   const refresh = React.useCallback(async () => {
     try {
       let next: ISweepTable;
@@ -108,10 +110,14 @@ function SweepChart(props: { table: ISweepTable; metric: string; width: number }
     return null;
   }
   const kind: XKind = withMetric.every(r => typeof r.values[x] === 'number') ? 'number' : 'category';
+  // A second swept parameter becomes the series: one coloured line per value (more would not read).
+  const others = table.params.filter(p => p !== x);
+  const by = others.length === 1 ? others[0] : null;
   const points: IChartPoint[] = withMetric.map(r => ({
     run: r.id,
     x: kind === 'number' ? (r.values[x] as number) : valueText(r.values[x]),
     y: r.metrics[metric],
+    series: by ? valueText(r.values[by]) : undefined,
     detail: Object.entries(r.values)
       .map(([k, v]) => `${k} = ${valueText(v)}`)
       .join(', ')
@@ -135,6 +141,7 @@ function SweepChart(props: { table: ISweepTable; metric: string; width: number }
         xKind={kind}
         xLabel={`${x} (swept)`}
         yLabel={metric}
+        seriesLabel={by ?? undefined}
         width={Math.max(520, Math.min(1100, props.width - 28))}
         height={300}
       />
