@@ -3,7 +3,8 @@ Data drift sections, the Pipeline view's step panel, the sidebar's step rows and
 button, over two real runs of a notebook that loads a CSV with pandas.
 
 Run 1 uses the defaults; run 2 shifts one column by 5 and allocates 200 MB instead of 1 MB in a later
-step, so `price` drifts (and `qty` does not) and that step's peak memory grows far more than 2x.
+step, so `price` drifts (and `qty` does not) and that step's peak memory grows far more than 2x. Run 3
+(defaults but `qty` cast to float) changes the schema only; `codes` is the same in every run.
 """
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ def write_fixtures(work: Path) -> None:
     rows = ["price,qty"] + [f"{10 + (i * 7 % 41) / 10:.1f},{i % 20 + 1}" for i in range(400)]
     (work / "data.csv").write_text("\n".join(rows) + "\n")
     (work / "drift.ipynb").write_text(notebook([
-        code("shift = 0\nmb = 1", ["parameters"]),
-        code("import pandas as pd\nraw = pd.read_csv('data.csv')\nraw['price'] = raw['price'] + shift", ["step:load"]),
+        code("shift = 0\nmb = 1\ncast = False", ["parameters"]),
+        code("import pandas as pd\nraw = pd.read_csv('data.csv')\nraw['price'] = raw['price'] + shift\n"
+             "if cast:\n    raw['qty'] = raw['qty'].astype('float64')\n"
+             "codes = pd.DataFrame({'code': list('abc') * 10})", ["step:load"]),
         # Written page by page: an untouched zeroed allocation is not resident memory.
         code("blob = bytearray(mb * 2**20)\nfor i in range(0, len(blob), 4096):\n    blob[i] = 1\n"
-             "summary = raw.describe()\nheld = len(blob)", ["step:heavy"]),
+             "summary = raw.describe()\nheld = len(blob) + len(codes)", ["step:heavy"]),
     ]))
 
 
@@ -39,26 +42,26 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_runs(lab) -> tuple[int, int]:
-    base = start_run(lab, NB, {})
-    assert wait_run(lab, NB, base)["status"] == "success"
-    shifted = start_run(lab, NB, {"shift": "5", "mb": "200"})
-    assert wait_run(lab, NB, shifted)["status"] == "success"
-    return base, shifted
+def runs(lab) -> tuple[int, int, int]:
+    ids = []
+    for params in ({}, {"shift": "5", "mb": "200"}, {"cast": "True"}):
+        ids.append(start_run(lab, NB, params))
+        assert wait_run(lab, NB, ids[-1])["status"] == "success"
+    return tuple(ids)
 
 
-def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoot, two_runs):
+def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoot, runs):
     from playwright.sync_api import expect
 
-    base, shifted = two_runs
+    base, shifted, _ = runs
     open_lab(page, lab, NB)
     command(page, "same-nb:open-runs-view", {"path": NB})
-    runs = page.locator(".same-nb-v-runs:visible")
-    expect(runs.locator("tbody tr[data-run-id]")).to_have_count(2, timeout=30_000)
+    table = page.locator(".same-nb-v-runs:visible")
+    expect(table.locator("tbody tr[data-run-id]")).to_have_count(3, timeout=30_000)
 
     # The Runs view's drift button: run 2's inputs drifted from run 1, worst column price.
-    runs.locator(".same-nb-v-drift-button").click()
-    pop = runs.locator(".same-nb-v-drift-pop")
+    table.locator(".same-nb-v-drift-button").click()
+    pop = table.locator(".same-nb-v-drift-pop")
     drifted = pop.locator(f'li.same-nb-v-drifted-run[data-run-id="{shifted}"]')
     expect(drifted).to_contain_text("heavy.raw['price']", timeout=30_000)
     expect(drifted).to_contain_text("(significant)")
@@ -86,6 +89,9 @@ def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoo
     expect(drift.locator("h3")).to_contain_text("1 column(s) at PSI ≥ 0.1")
     expect(drift.locator(".same-nb-v-drift-explain")).to_contain_text("<0.1 stable, 0.1–0.25 moderate, >0.25 significant")
     expect(drift.locator('[data-artifact="load.raw"]')).to_contain_text("mean")
+    expect(drift.locator(".same-nb-v-drift-identical")).to_have_text("1 profiled output(s) identical: load.codes")
+    expect(drift.locator('[data-artifact="load.codes"]')).to_have_count(0)
+    expect(drift.locator(".same-nb-v-drift-schema")).to_have_count(0)
 
     res = cmp.locator('[data-section="resources"]')
     heavy_mem = res.locator('tr[data-step="heavy"][data-figure="peak_rss_bytes"]')
@@ -98,8 +104,10 @@ def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoo
     assert "more than 2x" in flag.get_attribute("title")
     ratio = float(re.search(r"[\d.]+", flag.inner_text()).group())
     assert ratio > 2, ratio
-    expect(res.locator(".same-nb-v-res-flagline")).to_have_count(1)
-    expect(res.locator(".same-nb-v-res-flagline")).to_contain_text(f"heavy: peak memory {flag.inner_text()[2:]}")
+    # (a time flag may join it on a loaded machine: writing 200 MB takes a while)
+    memory_flags = res.locator(".same-nb-v-res-flagline", has_text="peak memory")
+    expect(memory_flags).to_have_count(1)
+    expect(memory_flags).to_contain_text(f"heavy: peak memory {flag.inner_text()[2:]} from run #{base} to run #{shifted}")
     # the light step is measured and not flagged
     expect(res.locator(f'tr[data-step="load"][data-figure="peak_rss_bytes"] td[data-run="{base}"]')).to_have_text(MEMORY)
     expect(res.locator('tr[data-step="load"] .same-nb-v-res-flag')).to_have_count(0)
@@ -111,10 +119,10 @@ def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoo
     assert not page.errors, page.errors
 
 
-def test_pipeline_panel_and_sidebar_show_step_memory(page, lab, shoot, two_runs):
+def test_pipeline_panel_and_sidebar_show_step_memory(page, lab, shoot, runs):
     from playwright.sync_api import expect
 
-    base, shifted = two_runs
+    shifted = runs[1]
     open_lab(page, lab, NB)
     command(page, "same-nb:open-pipeline-view", {"path": NB, "runId": shifted})
     view = page.locator(".same-nb-v-pipeline:visible")
@@ -140,4 +148,35 @@ def test_pipeline_panel_and_sidebar_show_step_memory(page, lab, shoot, two_runs)
     expect(timing.locator(".same-nb-timing-mem")).to_have_text(f" · {mem.inner_text()}", timeout=30_000)
     assert "CPU" in timing.get_attribute("title") and "data in" in timing.get_attribute("title")
     shoot(page, "sidebar-step-resources")
+    assert not page.errors, page.errors
+
+
+def test_compare_of_three_runs_calls_out_a_schema_change(page, lab, shoot, runs):
+    from playwright.sync_api import expect
+
+    base, shifted, cast = runs
+    open_lab(page, lab, NB)
+    command(page, "same-nb:open-runs-view", {"path": NB})
+    table = page.locator(".same-nb-v-runs:visible")
+    for run_id in runs:
+        table.locator(f'tr[data-run-id="{run_id}"] input[type=checkbox]').check()
+    table.locator(".same-nb-v-compare-button").click()
+    cmp = page.locator(".same-nb-v-compare:visible")
+    drift = cmp.locator('[data-section="drift"]')
+    blocks = drift.locator(".same-nb-v-drift-run")
+    expect(blocks).to_have_count(2, timeout=30_000)
+    expect(blocks.locator("h4")).to_have_text([f"run #{base} → run #{shifted}", f"run #{base} → run #{cast}"])
+    third = drift.locator(f'.same-nb-v-drift-run[data-run="{cast}"]')
+    expect(third.locator('.same-nb-v-drift-schema li[data-change="dtype"]')).to_have_text(
+        "schema: column 'qty' dtype int64 → float64")
+    expect(third.locator(".same-nb-v-drift-over")).to_have_count(0)          # same values, new dtype
+    expect(third.locator('tr[data-column="price"] .same-nb-v-drift-reading')).to_have_text("stable")
+    expect(drift.locator("h3")).to_contain_text("1 column(s) at PSI ≥ 0.1, 1 schema change(s)")
+    # growth is flagged against the base run, in the run that grew only
+    mem = cmp.locator('[data-section="resources"] tr[data-step="heavy"][data-figure="peak_rss_bytes"]')
+    expect(mem.locator(".same-nb-v-res-flag")).to_have_count(1, timeout=30_000)
+    expect(mem.locator(f'td[data-run="{shifted}"] .same-nb-v-res-flag')).to_have_count(1)
+    expect(mem.locator(f'td[data-run="{cast}"]')).to_have_text(MEMORY)
+    third.scroll_into_view_if_needed()
+    shoot(page, "compare-three-runs-drift")
     assert not page.errors, page.errors
