@@ -33,6 +33,8 @@ def write_fixtures(work: Path) -> None:
         # Written page by page: an untouched zeroed allocation is not resident memory.
         code("blob = bytearray(mb * 2**20)\nfor i in range(0, len(blob), 4096):\n    blob[i] = 1\n"
              "summary = raw.describe()\nheld = len(blob) + len(codes)", ["step:heavy"]),
+        # Steps that read nothing: cache hits in later runs, and enough steps to fold those that did not grow.
+        *[code(f"note_{c} = '{c}'", [f"step:note_{c}"]) for c in "abc"],
     ]))
 
 
@@ -108,10 +110,18 @@ def test_drift_button_and_compare_show_drift_and_resource_growth(page, lab, shoo
     memory_flags = res.locator(".same-nb-v-res-flagline", has_text="peak memory")
     expect(memory_flags).to_have_count(1)
     expect(memory_flags).to_contain_text(f"heavy: peak memory {flag.inner_text()[2:]} from run #{base} to run #{shifted}")
-    # the light step is measured and not flagged
+    # the steps that did not grow are folded (five steps); open them: measured, not flagged
+    summary = res.locator("details > summary")
+    expect(summary).to_have_text(re.compile(r"^\d step\(s\) that did not grow more than 2x$"))
+    expect(res.locator('tr[data-step="load"]')).to_have_count(0)
+    summary.click()
     expect(res.locator(f'tr[data-step="load"][data-figure="peak_rss_bytes"] td[data-run="{base}"]')).to_have_text(MEMORY)
     expect(res.locator('tr[data-step="load"] .same-nb-v-res-flag')).to_have_count(0)
     expect(res.locator(f'tr[data-step="load"][data-figure="cpu_s"] td[data-run="{base}"]')).to_have_text(re.compile(r" s$"))
+    # a cache hit ran nothing: no memory or CPU, only the bytes it passed on
+    note = res.locator('tr[data-step="note_a"][data-figure="peak_rss_bytes"]')
+    expect(note.locator(f'td[data-run="{shifted}"]')).to_have_text("—")
+    expect(note.locator(f'td[data-run="{base}"]')).to_have_text(MEMORY)
     res.scroll_into_view_if_needed()
     shoot(page, "compare-resources")
     drift.scroll_into_view_if_needed()

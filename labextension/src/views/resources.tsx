@@ -2,7 +2,7 @@
 // over 2x flagged as `same-nb compare` flags it) and the rows of the Pipeline view's step panel.
 import * as React from 'react';
 
-import { ICompare, IGrowthFlag, IStepRun } from '../api';
+import { ICompare, ICompareResources, IGrowthFlag, IStepRun } from '../api';
 import { bytesText, MEMORY_MEANING, secondsText } from '../resources';
 
 type Figure = 'peak_rss_bytes' | 'cpu_s' | 'time_s' | 'bytes_in' | 'bytes_out';
@@ -43,54 +43,92 @@ function flagTitle(flag: IGrowthFlag): string {
   );
 }
 
+// Past this many steps, those that did not grow fold away: five rows a step would bury the drift
+// and code sections of a large pipeline.
+const FOLD_OVER_STEPS = 4;
+
+function StepRows(props: {
+  step: string;
+  figures: ICompareResources;
+  runs: number[];
+  flagFor: (step: string, figure: Figure, run: number) => IGrowthFlag | undefined;
+}): JSX.Element {
+  const { step, figures, runs, flagFor } = props;
+  // A figure no run has (bytes in of a step that reads nothing, everything of a step cached
+  // everywhere) would be a row of dashes.
+  const known = FIGURES.filter(f => (figures[f.key] ?? []).some(v => v !== null && v !== undefined));
+  const shown = known.length ? known : FIGURES.slice(0, 1);
+  return (
+    <>
+      {shown.map((f, i) => {
+        const values = figures[f.key] ?? runs.map(() => null);
+        const grew = runs.some(r => flagFor(step, f.key, r));
+        return (
+          <tr
+            key={f.key}
+            data-step={step}
+            data-figure={f.key}
+            className={`${i === 0 ? 'same-nb-v-res-first' : ''} ${grew ? 'same-nb-v-res-grew' : ''}`}
+          >
+            {i === 0 ? (
+              <th className="same-nb-v-rowhead same-nb-v-res-step" rowSpan={shown.length} title={step}>
+                {step}
+              </th>
+            ) : null}
+            <td className="same-nb-v-dim" title={f.title}>
+              {f.label}
+            </td>
+            {runs.map((r, k) => {
+              const flag = flagFor(step, f.key, r);
+              return (
+                <td key={r} className={`same-nb-v-num same-nb-v-res-value ${flag ? 'same-nb-v-res-flagged' : ''}`} data-run={r}>
+                  {show(f.key, values[k])}
+                  {flag ? (
+                    <span className="same-nb-v-res-flag" title={flagTitle(flag)}>
+                      {`▲ ${ratioText(flag)}`}
+                    </span>
+                  ) : null}
+                </td>
+              );
+            })}
+          </tr>
+        );
+      })}
+    </>
+  );
+}
+
 export function ResourcesSection(props: { cmp: ICompare; runs: number[] }): JSX.Element {
   const { cmp, runs } = props;
   const flags = cmp.flags ?? [];
+  const [open, setOpen] = React.useState(false);
   const steps = Object.keys(cmp.steps).filter(s => cmp.steps[s].resources);
   const flagFor = (step: string, figure: Figure, run: number) =>
     flags.find(f => f.step === step && FLAGGED[f.what] === figure && f.runs[1] === run);
-  const rows: JSX.Element[] = [];
-  for (const step of steps) {
-    const figures = cmp.steps[step].resources!;
-    // A figure no run has (bytes in of a step that reads nothing, everything of a step cached
-    // everywhere) would be a row of dashes.
-    const known = FIGURES.filter(f => (figures[f.key] ?? []).some(v => v !== null && v !== undefined));
-    const shown = known.length ? known : FIGURES.slice(0, 1);
-    shown.forEach((f, i) => {
-      const values = figures[f.key] ?? runs.map(() => null);
-      const grew = runs.some(r => flagFor(step, f.key, r));
-      rows.push(
-        <tr
-          key={`${step}/${f.key}`}
-          data-step={step}
-          data-figure={f.key}
-          className={`${i === 0 ? 'same-nb-v-res-first' : ''} ${grew ? 'same-nb-v-res-grew' : ''}`}
-        >
-          {i === 0 ? (
-            <th className="same-nb-v-rowhead same-nb-v-res-step" rowSpan={shown.length} title={step}>
-              {step}
+  const fold = steps.length > FOLD_OVER_STEPS;
+  const loud = fold ? steps.filter(s => flags.some(f => f.step === s)) : steps;
+  const quiet = fold ? steps.filter(s => !loud.includes(s)) : [];
+  const table = (names: string[]) => (
+    <table className="same-nb-v-table same-nb-v-compare-table same-nb-v-res-table">
+      <thead>
+        <tr>
+          <th>step</th>
+          <th />
+          {runs.map((id, i) => (
+            <th key={id} className="same-nb-v-num">
+              {`#${id}`}
+              {i === 0 ? <span className="same-nb-v-dim"> (base)</span> : null}
             </th>
-          ) : null}
-          <td className="same-nb-v-dim" title={f.title}>
-            {f.label}
-          </td>
-          {runs.map((r, k) => {
-            const flag = flagFor(step, f.key, r);
-            return (
-              <td key={r} className={`same-nb-v-num same-nb-v-res-value ${flag ? 'same-nb-v-res-flagged' : ''}`} data-run={r}>
-                {show(f.key, values[k])}
-                {flag ? (
-                  <span className="same-nb-v-res-flag" title={flagTitle(flag)}>
-                    {`▲ ${ratioText(flag)}`}
-                  </span>
-                ) : null}
-              </td>
-            );
-          })}
+          ))}
         </tr>
-      );
-    });
-  }
+      </thead>
+      <tbody>
+        {names.map(s => (
+          <StepRows key={s} step={s} figures={cmp.steps[s].resources!} runs={runs} flagFor={flagFor} />
+        ))}
+      </tbody>
+    </table>
+  );
   return (
     <section className={`same-nb-v-cmp-section same-nb-v-resources ${flags.length ? 'same-nb-v-has-diff' : 'same-nb-v-no-diff'}`} data-section="resources">
       <h3>
@@ -108,28 +146,21 @@ export function ResourcesSection(props: { cmp: ICompare; runs: number[] }): JSX.
           ))}
         </ul>
       ) : null}
-      {steps.length ? (
-        <table className="same-nb-v-table same-nb-v-compare-table same-nb-v-res-table">
-          <thead>
-            <tr>
-              <th>step</th>
-              <th />
-              {runs.map((id, i) => (
-                <th key={id} className="same-nb-v-num">
-                  {`#${id}`}
-                  {i === 0 ? <span className="same-nb-v-dim"> (base)</span> : null}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>{rows}</tbody>
-        </table>
-      ) : (
+      {!steps.length ? (
         <p className="same-nb-v-dim">No resources recorded for these runs (runs from before they were measured, or Kubeflow runs).</p>
-      )}
-      <p className="same-nb-v-dim same-nb-v-res-note">
-        — : not measured (a cached step ran nothing). Hover a figure's name for what it measures.
-      </p>
+      ) : null}
+      {loud.length ? table(loud) : null}
+      {quiet.length ? (
+        <details open={open} onToggle={e => setOpen((e.target as HTMLDetailsElement).open)}>
+          <summary className="same-nb-v-dim">{`${quiet.length} step(s) that did not grow more than 2x`}</summary>
+          {open ? table(quiet) : null}
+        </details>
+      ) : null}
+      {steps.length ? (
+        <p className="same-nb-v-dim same-nb-v-res-note">
+          — : not measured (a cached step ran nothing). Hover a figure's name for what it measures.
+        </p>
+      ) : null}
     </section>
   );
 }
