@@ -60,6 +60,10 @@ export interface IStepRun {
   duration_s: number | null; // wall time: kernel wait + compute
   kernel_wait_s: number | null; // waiting for a kernel to be started and warmed
   compute_s: number | null; // running the step's cells (the number to compare with the notebook)
+  peak_rss_bytes?: number | null; // peak RSS of the step kernel's process tree above its start
+  cpu_s?: number | null; // CPU time of the step kernel and its children
+  bytes_in?: number | null; // artifact bytes the step read
+  bytes_out?: number | null; // artifact bytes the step wrote (or reused, when cached)
   started_at?: string | null;
   finished_at?: string | null;
   cache_hit: boolean;
@@ -122,9 +126,86 @@ export interface ICompare {
       inputs: Record<string, (string | null)[]>;
       outputs: Record<string, (string | null)[]>;
       metrics: Record<string, (number | null)[]>;
+      resources?: ICompareResources; // measurements: shown, never counted as a difference
     }
   >;
   identical: boolean;
+  flags?: IGrowthFlag[]; // steps whose peak memory or time grew more than 2x from the first run
+  drift?: IDrift[]; // one per later run: its data drift from the first run
+}
+
+/** One value per run of each figure of a step (store/resources.py compare_resources). */
+export interface ICompareResources {
+  peak_rss_bytes: (number | null)[];
+  cpu_s: (number | null)[];
+  time_s: (number | null)[]; // compute, else wall time; null for a cache hit
+  bytes_in: (number | null)[];
+  bytes_out: (number | null)[];
+}
+
+/** store/resources.py growth_flags: `what` grew from `from` (run runs[0]) to `to` (run runs[1]). */
+export interface IGrowthFlag {
+  step: string;
+  what: 'peak memory' | 'time' | string;
+  runs: [number, number];
+  from: number;
+  to: number;
+  ratio: number | null;
+}
+
+/** A schema change (store/drift.py compare_profiles). */
+export interface ISchemaChange {
+  change: 'added' | 'removed' | 'dtype' | 'kind' | 'columns' | string;
+  column: string | null;
+  from: unknown;
+  to: unknown;
+}
+
+export interface IColumnDrift {
+  name: string;
+  dtype: string;
+  psi: number | null; // null: the two runs' columns cannot be compared
+  ks?: number | null; // numeric columns only
+  mean?: [number | null, number | null];
+  statistic: string;
+}
+
+export interface IArtifactDrift {
+  step: string;
+  variable: string;
+  sha256: [string, string];
+  identical: boolean;
+  schema: ISchemaChange[];
+  rows: [number | null, number | null] | null;
+  columns: IColumnDrift[];
+  sampled?: boolean;
+}
+
+/** store/drift_runs.py drift_between. */
+export interface IDrift {
+  baseline: number;
+  run: number;
+  direction: string;
+  artifacts: IArtifactDrift[];
+  unprofiled: { step: string; variable: string; run: number }[];
+}
+
+/** GET drift: the runs whose step inputs drifted from their baseline (server/drift_api.py). */
+export interface IDriftedRuns {
+  runs: {
+    id: number;
+    name: string | null;
+    status: string;
+    notebook: string;
+    created_at: string;
+    baseline: number;
+    worst: { step: string; variable: string; column: string; psi: number } | null;
+    schema: (ISchemaChange & { step: string; variable: string })[];
+  }[];
+  checked: number;
+  no_baseline: number[];
+  threshold: number;
+  baseline: number | null;
 }
 
 /** The live (or final) output of one step run. */
@@ -258,4 +339,11 @@ export const api = {
     request<IGraph>('lineage', { path, artifact: sha256 }),
   metrics: (path: string, limit = 50) =>
     request<{ runs: number[]; metrics: IMetricRow[] }>('metrics', { path, limit })
+};
+
+/** Data drift across runs (kept apart from `api`, which other views extend). */
+export const driftApi = {
+  /** Runs (of the newest `limit`) whose step inputs drifted from `baseline`, else from each run's previous successful run. */
+  drifted: (path: string, baseline?: number, threshold?: number, limit = 50) =>
+    request<IDriftedRuns>('drift', { path, baseline, threshold, limit })
 };

@@ -14,6 +14,7 @@ import { problems } from './notebook/analysis';
 import { stepColor } from './notebook/colors';
 import { afterTags, renameStep, setAfter, stepNameProblem } from './notebook/tags';
 import { ParamsForm } from './params';
+import { bytesText, MEMORY_MEANING, resourceLines } from './resources';
 import { Section } from './section';
 import { SweepForm } from './sweepform';
 
@@ -315,16 +316,25 @@ function RunForm({ model }: { model: SidebarModel }) {
 }
 
 function Timing({ step }: { step: IStepRun }) {
+  const memory = bytesText(step.peak_rss_bytes);
+  const figures = resourceLines(step).join(' · ');
+  const usage = figures ? `\n${figures}\n(${MEMORY_MEANING})` : '';
   if (step.compute_s === null || step.compute_s === undefined) {
-    return <span className="same-nb-dim same-nb-timing">{seconds(step.duration_s)}</span>;
+    return (
+      <span className="same-nb-dim same-nb-timing" title={usage.trim() || undefined}>
+        {seconds(step.duration_s)}
+        {memory ? <span className="same-nb-timing-mem">{` · ${memory}`}</span> : null}
+      </span>
+    );
   }
   return (
     <span
       className="same-nb-dim same-nb-timing"
-      title="compute: running the step's cells · kernel wait: starting and warming its kernel (as `same-nb run` prints them)"
+      title={`compute: running the step's cells · kernel wait: starting and warming its kernel (as \`same-nb run\` prints them)${usage}`}
     >
       {seconds(step.compute_s)}
       {step.kernel_wait_s ? ` · wait ${seconds(step.kernel_wait_s)}` : ''}
+      {memory ? <span className="same-nb-timing-mem">{` · ${memory}`}</span> : null}
     </span>
   );
 }

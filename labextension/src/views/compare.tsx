@@ -1,10 +1,12 @@
-// The Compare view: two or more runs side by side (as MLflow's run comparison): parameters, code,
-// packages, inputs, metrics, outputs and step status. Rows that differ are highlighted; a section
-// with no differences collapses to one line.
+// The Compare view: two or more runs side by side (as MLflow's run comparison): parameters, metrics,
+// resources (resources.tsx), data drift (drift.tsx), code, packages, inputs, outputs and step status.
+// Rows that differ are highlighted; a section with no differences collapses to one line.
 import * as React from 'react';
 
 import { api, ICompare, IRun } from '../api';
 import { message, seconds, short, StatusBadge, usePoll, valueText, when } from './common';
+import { DriftSection } from './drift';
+import { ResourcesSection } from './resources';
 
 interface IRow {
   key: string;
@@ -243,7 +245,15 @@ export function CompareView(props: { path: string; runs: number[]; onOpenRun: (i
           </table>
         ) : null}
         {sections.map(s => (
-          <Section key={s.id} id={s.id} title={s.title} rows={s.rows} runs={order} empty={s.empty} note={s.note} />
+          <React.Fragment key={s.id}>
+            <Section id={s.id} title={s.title} rows={s.rows} runs={order} empty={s.empty} note={s.note} />
+            {s.id === 'metrics' && cmp ? (
+              <>
+                <ResourcesSection cmp={cmp} runs={order} />
+                <DriftSection cmp={cmp} />
+              </>
+            ) : null}
+          </React.Fragment>
         ))}
       </div>
     </div>

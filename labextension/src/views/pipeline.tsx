@@ -21,6 +21,7 @@ import {
   when,
   ZoomCanvas
 } from './common';
+import { StepResourceRows } from './resources';
 
 const NAME_PX = 14;
 const SMALL_PX = 12;
@@ -147,6 +148,7 @@ function StepPanel(props: {
               <span>{seconds(step.compute_s ?? step.duration_s) || (running ? 'running…' : '—')}</span>
               <span>kernel wait</span>
               <span>{seconds(step.kernel_wait_s) || '—'}</span>
+              <StepResourceRows step={step} />
               <span>wall</span>
               <span>{seconds(step.duration_s) || '—'}</span>
               <span>cache</span>

@@ -5,6 +5,7 @@ import * as React from 'react';
 import { ACTIVE, api, IRun } from '../api';
 import { IChartPoint, MetricChart, XKind } from './chart';
 import { message, seconds, StatusBadge, usePoll, useSize, valueText, when } from './common';
+import { DriftRunsButton } from './driftruns';
 
 export interface IRunsActions {
   compare(runs: number[]): void;
@@ -343,6 +344,7 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
             clear
           </button>
         ) : null}
+        <DriftRunsButton path={path} onCompare={props.actions.compare} />
       </div>
       {error ? <p className="same-nb-v-error-line">{error}</p> : null}
       <div className="same-nb-v-tablebox">
