@@ -16,6 +16,7 @@ import { afterTags, renameStep, setAfter, stepNameProblem } from './notebook/tag
 import { ParamsForm } from './params';
 import { bytesText, MEMORY_MEANING, resourceLines } from './resources';
 import { Section } from './section';
+import { valueText } from './views/common';
 import { SweepForm } from './sweepform';
 
 export interface IActions {
@@ -333,7 +334,7 @@ function Timing({ step }: { step: IStepRun }) {
       title={`compute: running the step's cells · kernel wait: starting and warming its kernel (as \`same-nb run\` prints them)${usage}`}
     >
       {seconds(step.compute_s)}
-      {step.kernel_wait_s ? ` · wait ${seconds(step.kernel_wait_s)}` : ''}
+      {step.kernel_wait_s && step.kernel_wait_s >= 0.005 ? ` · wait ${seconds(step.kernel_wait_s)}` : ''}
       {memory ? <span className="same-nb-timing-mem">{` · ${memory}`}</span> : null}
     </span>
   );
@@ -425,7 +426,7 @@ function CurrentRun({ model, actions }: Props) {
         ) : null}
         <span className="same-nb-dim same-nb-run-params">
           {Object.entries(run.params)
-            .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : valueText(v)}`)
             .join(' ')}
         </span>
       </div>
