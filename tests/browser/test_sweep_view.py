@@ -47,6 +47,20 @@ def lab(tmp_path_factory):
     yield from _start_lab(tmp_path_factory, expose_app=True, fixtures=write_fixtures)
 
 
+def wait_sweep(lab, path: str, sweep_id: str, until, timeout: float = 180) -> list[dict]:
+    """The sweep's runs once ``until(runs)`` holds (a sweep's first run appears a moment after it starts)."""
+    deadline, runs = time.time() + timeout, []
+    while time.time() < deadline:
+        try:
+            runs = lab.api(f"sweeps/{sweep_id}", path=path)["runs"]
+        except OSError:                                # 404 until its first run is recorded
+            runs = []
+        if until(runs):
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"sweep {sweep_id}: not there after {timeout}s: {runs}")
+
+
 def open_sidebar(page, lab, path: str):
     from playwright.sync_api import expect
 
@@ -144,15 +158,8 @@ def test_runs_table_links_each_run_to_its_sweep(page, lab, shoot):
 
     started = lab.api("sweeps", method="POST", body={"path": "work/sweepme.ipynb", "grid": {"C": ["0.2", "0.4"]}})
     assert started["runs"] == 2
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            table = lab.api(f"sweeps/{started['sweep_id']}", path="work/sweepme.ipynb")
-            if len(table["runs"]) == 2 and all(r["status"] not in ("pending", "running") for r in table["runs"]):
-                break
-        except Exception:
-            pass
-        time.sleep(0.5)
+    wait_sweep(lab, "work/sweepme.ipynb", started["sweep_id"],
+               lambda runs: len(runs) == 2 and all(r["status"] not in ("pending", "running") for r in runs))
     open_sidebar(page, lab, "work/sweepme.ipynb")
     page.locator(SIDEBAR).locator(".same-nb-open-runs").click()
     runs = page.locator(".same-nb-v-runs:visible")
@@ -173,15 +180,7 @@ def test_cancel_sweep_stops_every_run_from_the_sweep_view(page, lab, shoot):
     started = lab.api("sweeps", method="POST", body={"path": "work/slow.ipynb", "grid": {"wait": ["1", "2", "3"]},
                                                      "jobs": 2})
     sweep_id = started["sweep_id"]
-    deadline = time.time() + 120
-    while time.time() < deadline:                      # until a grid point is running
-        try:
-            table = lab.api(f"sweeps/{sweep_id}", path="work/slow.ipynb")
-            if any(r["status"] == "running" for r in table["runs"]):
-                break
-        except Exception:
-            pass
-        time.sleep(0.5)
+    wait_sweep(lab, "work/slow.ipynb", sweep_id, lambda runs: any(r["status"] == "running" for r in runs))
     open_sidebar(page, lab, "work/slow.ipynb")
     page.locator(SIDEBAR).locator(".same-nb-open-runs").click()
     page.locator(".same-nb-v-runs:visible .same-nb-v-open-sweep").first.click()

@@ -121,6 +121,21 @@ export function short(sha: string | null | undefined, n = 10): string {
   return sha ? sha.slice(0, n) : '—';
 }
 
+/** A table row's "select for comparison" box: the row's own click toggles it too, so stop that here. */
+export function PickCell(props: { run: number; picked: boolean; onToggle: (run: number) => void }): JSX.Element {
+  return (
+    <td className="same-nb-v-check">
+      <input
+        type="checkbox"
+        aria-label={`select run ${props.run}`}
+        checked={props.picked}
+        onClick={e => e.stopPropagation()}
+        onChange={() => props.onToggle(props.run)}
+      />
+    </td>
+  );
+}
+
 export const STATUS_ICON: Record<string, string> = {
   pending: '◷',
   running: '↻',

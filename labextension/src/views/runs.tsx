@@ -4,7 +4,7 @@ import * as React from 'react';
 
 import { ACTIVE, api, IRun } from '../api';
 import { IChartPoint, MetricChart, XKind } from './chart';
-import { message, seconds, StatusBadge, usePoll, useSize, valueText, when } from './common';
+import { message, PickCell, seconds, StatusBadge, usePoll, useSize, valueText, when } from './common';
 import { DriftRunsButton } from './driftruns';
 
 export interface IRunsActions {
@@ -372,15 +372,7 @@ export function RunsView(props: { path: string; actions: IRunsActions }): JSX.El
                 className={`${picked.includes(r.id) ? 'same-nb-v-picked' : ''} ${ACTIVE.includes(r.status) ? 'same-nb-v-active' : ''}`}
                 onClick={() => toggle(r.id)}
               >
-                <td className="same-nb-v-check">
-                  <input
-                    type="checkbox"
-                    aria-label={`select run ${r.id}`}
-                    checked={picked.includes(r.id)}
-                    onClick={e => e.stopPropagation()}
-                    onChange={() => toggle(r.id)}
-                  />
-                </td>
+                <PickCell run={r.id} picked={picked.includes(r.id)} onToggle={toggle} />
                 <td className="same-nb-v-num">{`#${r.id}`}</td>
                 <td>
                   <Editable value={r.name} placeholder="add a name" className="same-nb-v-name-edit" onSave={v => save(r.id, { name: v })()} />

@@ -6,7 +6,7 @@ import * as React from 'react';
 import { ACTIVE, ApiError } from '../api';
 import { ISweepTable, sweepApi } from '../sweeps';
 import { IChartPoint, MetricChart, XKind } from './chart';
-import { message, seconds, StatusBadge, usePoll, useSize, valueText } from './common';
+import { message, PickCell, seconds, StatusBadge, usePoll, useSize, valueText } from './common';
 
 export interface ISweepArgs {
   path: string;
@@ -258,15 +258,7 @@ export function SweepView(props: { args: ISweepArgs; actions: ISweepActions }): 
                 className={`${best?.run_id === r.id ? 'same-nb-v-best' : ''} ${picked.includes(r.id) ? 'same-nb-v-picked' : ''}`}
                 onClick={() => toggle(r.id)}
               >
-                <td className="same-nb-v-check">
-                  <input
-                    type="checkbox"
-                    aria-label={`select run ${r.id}`}
-                    checked={picked.includes(r.id)}
-                    onClick={e => e.stopPropagation()}
-                    onChange={() => toggle(r.id)}
-                  />
-                </td>
+                <PickCell run={r.id} picked={picked.includes(r.id)} onToggle={toggle} />
                 <td className="same-nb-v-num">
                   {best?.run_id === r.id ? <span className="same-nb-v-best-mark" title={`best by ${chosen}`}>★ </span> : null}
                   {`#${r.id}`}
