@@ -10,7 +10,9 @@ export const COMMANDS = {
   /** args: { path: string; runs: number[] } — compare two or more runs */
   compare: 'same-nb:compare-runs',
   /** args: { path: string; runId?: number; sha256?: string; label?: string } — lineage view */
-  lineageView: 'same-nb:open-lineage-view'
+  lineageView: 'same-nb:open-lineage-view',
+  /** args: { path: string; runId: number; step: string; notify?: boolean } — bind a step run's inputs in the notebook's kernel */
+  debugStep: 'same-nb:debug-step'
 };
 
 /** What the main-area views need from the notebook side (provided by index.ts). */
