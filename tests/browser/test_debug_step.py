@@ -33,7 +33,7 @@ def write_fixtures(work: Path) -> None:
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4, "nbformat_minor": 5})
     # Two folders, two run stores: the tampered artifact of one cannot break the other.
-    for folder in (work / "divide", work / "tampered"):
+    for folder in (work / "divide", work / "tampered", work / "palette"):
         folder.mkdir()
         (folder / "div.ipynb").write_text(nb)
 
@@ -173,4 +173,34 @@ def test_debug_in_notebook_shows_an_artifact_that_no_longer_verifies(page, lab, 
     # A kernel was started, and nothing was bound in it.
     nothing = in_kernel(page, path, "print('values' in dir(), 'divisor' in dir())")
     assert nothing["out"] == "False False\n", nothing
+    assert not page.errors, page.errors
+
+
+def test_debug_step_from_the_command_palette_takes_the_sidebars_failed_step(page, lab, shoot):
+    from playwright.sync_api import expect
+
+    path = "work/palette/div.ipynb"
+    run = failed_run(lab, path)
+    sidebar = open_with_sidebar(page, lab, path)
+    expect(sidebar.locator(".same-nb-current-run")).to_contain_text(f"Run #{run['id']}", timeout=30_000)
+
+    palette = page.locator("#command-palette")
+    for _ in range(3):              # the shortcut is lost while focus moves (the kernel starting, a toast)
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.locator("input").wait_for(state="visible", timeout=3000)
+            break
+        except Exception:
+            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click()
+    palette.locator("input").fill("Debug a failed step")
+    palette.locator(".lm-CommandPalette-item", has_text="Debug a failed step in the notebook").first.click()
+
+    # Without arguments it takes the sidebar's run and its one failed step, and says so in a toast too.
+    output = sidebar.locator('.same-nb-step-run[data-step="divide"] .same-nb-debug-output')
+    expect(output).to_have_attribute("data-state", "bound", timeout=60_000)
+    expect(page.locator(".Toastify__toast")).to_contain_text(f"Step “divide” of run #{run['id']}: Now in the kernel")
+    page.wait_for_timeout(800)                  # the toast slides in
+    shoot(page, "debug-step-palette")
+    there = in_kernel(page, path, "print(values, divisor)")
+    assert there["out"] == "[1, 2, 3] 0\n", there
     assert not page.errors, page.errors

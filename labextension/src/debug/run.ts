@@ -180,7 +180,7 @@ export async function debugStep(
       result = {
         ...base,
         state: 'failed',
-        summary: `Step “${step}” of run #${runId} could not be loaded; nothing was run in your notebook.${missing}`,
+        summary: `Step “${step}” of run #${runId} could not be loaded into the kernel of ${name}.${missing}`,
         output: [reply.text.trim(), reply.error].filter(Boolean).join('\n')
       };
     }
@@ -195,7 +195,7 @@ export async function debugStep(
   }
   debugResults.set(result);
   if (notify && result.state === 'bound') {
-    Notification.success(result.summary, { autoClose: 6000 });
+    Notification.success(`Step “${step}” of run #${runId}: ${result.summary}`, { autoClose: 6000 });
   } else if (notify) {
     Notification.error(result.summary, { autoClose: 10000 });
   }

@@ -89,7 +89,7 @@ export function DebugOutput({ path, runId, step }: Omit<Props, 'onDebug'>) {
     return null;
   }
   return (
-    <div className={`same-nb-debug-output same-nb-debug-${result.state}`} data-state={result.state} role="status">
+    <div className={`same-nb-debug-output same-nb-debug-state-${result.state}`} data-state={result.state} role="status">
       <div className="same-nb-row same-nb-debug-head">
         <span className={result.state === 'failed' ? 'same-nb-error-text same-nb-debug-summary' : 'same-nb-debug-summary'}>
           {result.summary}
