@@ -12,7 +12,9 @@ export const COMMANDS = {
   /** args: { path: string; runId?: number; sha256?: string; label?: string } — lineage view */
   lineageView: 'same-nb:open-lineage-view',
   /** args: { path: string; sweepId: string; expected?: number } — a sweep's runs as one table */
-  sweepView: 'same-nb:open-sweep-view'
+  sweepView: 'same-nb:open-sweep-view',
+  /** args: { path: string; runId: number; step: string; notify?: boolean } — bind a step run's inputs in the notebook's kernel */
+  debugStep: 'same-nb:debug-step'
 };
 
 /** What the main-area views need from the notebook side (provided by index.ts). */

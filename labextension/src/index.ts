@@ -10,6 +10,7 @@ import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
 import { api } from './api';
 import { COMMANDS, IViewContext } from './commands';
+import { registerDebugCommand } from './debug/command';
 import { DRIVE_NAME, drivePath, ExecutedNotebookDrive } from './drive';
 import { DirtyChoice, ISettings, SidebarModel } from './model';
 import { analysisFor } from './notebook/analysis';
@@ -194,6 +195,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
     } catch (error) {
       console.error('same-nb: the main-area views could not be registered', error);
     }
+
+    registerDebugCommand(
+      app,
+      model,
+      {
+        notebook: async path => {
+          if (model.panel && model.panel.context.path === path) {
+            return model.panel;
+          }
+          const open = tracker.find(p => p.context.path === path);
+          if (open) {
+            return open;
+          }
+          const widget = docManager.openOrReveal(path);
+          return widget instanceof NotebookPanel ? widget : null;
+        },
+        showCell
+      },
+      palette
+    );
 
     const panelFor = (args: Record<string, unknown>): NotebookPanel | null =>
       (args.panelId ? tracker.find(p => p.id === args.panelId) : null) ?? tracker.currentWidget;

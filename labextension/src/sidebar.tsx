@@ -7,6 +7,7 @@ import * as React from 'react';
 
 import { ACTIVE, IInspection, IRun, IStep, IStepRun } from './api';
 import { COMMANDS } from './commands';
+import { DebugButton, DebugOutput } from './debug/view';
 import { GraphView, IGraphNode } from './graph';
 import { Lineage, Metrics } from './history';
 import { PAGE_SIZE, SidebarModel } from './model';
@@ -340,7 +341,7 @@ function Timing({ step }: { step: IStepRun }) {
   );
 }
 
-function StepRow({ run, step, actions }: { run: IRun; step: IStepRun; actions: IActions }) {
+function StepRow({ path, run, step, actions }: { path: string; run: IRun; step: IStepRun; actions: IActions }) {
   const err = step.error;
   const [open, setOpen] = React.useState(false);
   const more = !!(step.reason || step.log_tail);
@@ -378,6 +379,19 @@ function StepRow({ run, step, actions }: { run: IRun; step: IStepRun; actions: I
           {err.cell ? ` (cell ${err.cell}${err.line ? `, line ${err.line}` : ''})` : ''}
         </div>
       ) : null}
+      {step.status === 'failed' ? (
+        <div className="same-nb-row same-nb-debug-row">
+          <DebugButton
+            path={path}
+            runId={run.id}
+            step={step.step_name}
+            onDebug={() =>
+              actions.execute(COMMANDS.debugStep, { path, runId: run.id, step: step.step_name, notify: false })
+            }
+          />
+        </div>
+      ) : null}
+      <DebugOutput path={path} runId={run.id} step={step.step_name} />
       {step.metrics.length ? (
         <div className="same-nb-io">{step.metrics.map(m => `${m.name} = ${m.value}`).join(', ')}</div>
       ) : null}
@@ -438,7 +452,7 @@ function CurrentRun({ model, actions }: Props) {
       ) : null}
       <ul className="same-nb-step-runs">
         {(run.steps ?? []).map(s => (
-          <StepRow key={s.id} run={run} step={s} actions={actions} />
+          <StepRow key={s.id} path={model.path} run={run} step={s} actions={actions} />
         ))}
       </ul>
       {run.log_tail ? (
