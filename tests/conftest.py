@@ -3,6 +3,7 @@ into a temporary folder first: no test ever runs a notebook inside tests/noteboo
 """
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
 from pathlib import Path
@@ -71,3 +72,13 @@ def write_notebook(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _real_print():
+    """kfp.local indents its output by swapping ``builtins.print`` and back (kfp/local/logging_utils.py),
+    which is not thread-safe: a ParallelFor's concurrent iterations can leave an indenting ``print``
+    installed, and every later test's captured output then starts with spaces. Put the real one back."""
+    real = builtins.print
+    yield
+    builtins.print = real

@@ -38,6 +38,8 @@ NOT_COMPARABLE = {
     "missing_module": "imports a module that is not installed, on purpose (the install hint)",
     "opaque_mutation": "random.shuffle without a seed: two plain runs differ too",
     "parallel_sleep": "records process ids, which differ in every run",
+    "resources": "counts loop turns in a CPU-time budget, which differ in every run",
+    "resources_failing": "raises on purpose (the resources of a failed step)",
 }
 
 
@@ -182,6 +184,12 @@ def assert_same(name: str, piped, plain, depth: int = 0) -> None:
             np.testing.assert_allclose(piped, plain, rtol=FLOAT_RTOL, atol=0, err_msg=name)
         else:
             np.testing.assert_array_equal(piped, plain, err_msg=name)
+    elif isinstance(plain, (np.random.Generator, np.random.RandomState)):
+        # A generator carried to a later step must go on with the very same stream: compare its state.
+        assert type(piped) is type(plain), name
+        state = (lambda g: g.bit_generator.state) if isinstance(plain, np.random.Generator) else (
+            lambda g: g.get_state(legacy=False))
+        assert_same(f"{name} state", state(piped), state(plain), depth + 1)
     elif isinstance(plain, (types.FunctionType, type)):
         assert (type(piped), piped.__qualname__) == (type(plain), plain.__qualname__), name
         if isinstance(plain, types.FunctionType):

@@ -89,6 +89,10 @@ def test_example_runs_under_kfp_local(name, tmp_path_factory, kfp_env):  # noqa:
     [kfp_dir] = (root / "outputs").glob(f"{result.name}-*")
     step, metric = METRICS[name]
     metrics = _artifacts(kfp_dir / step)["same_nb_metrics"]["artifacts"][0]["metadata"]
-    assert set(metrics) == {metric} and isinstance(metrics[metric], float)
+    user = {k for k in metrics if not k.startswith("same-nb.")}
+    assert user == {metric} and isinstance(metrics[metric], float)
+    # beside the user's metric, the step's own resources (what `same-nb show` prints for a local run)
+    assert {"same-nb.cpu_s", "same-nb.peak_rss_bytes", "same-nb.bytes_in", "same-nb.bytes_out"} <= set(metrics)
+    assert metrics["same-nb.cpu_s"] > 0 and metrics["same-nb.peak_rss_bytes"] >= 0
     for s in result.pipeline.steps:
         assert (kfp_dir / s.name / "same_nb_notebook").read_text().startswith("<!DOCTYPE html>")

@@ -207,3 +207,18 @@ def open_palette(page):
         except Exception:
             continue
     raise AssertionError("the command palette did not open on Ctrl+Shift+C")
+
+
+SIDEBAR = "#same-nb-sidebar"
+
+
+def open_with_sidebar(page, lab, path: str):
+    """Open notebook ``path`` in the lab and the Pipelines sidebar beside it; returns the sidebar."""
+    from playwright.sync_api import expect
+
+    page.goto(lab.tree(path))
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_be_visible(timeout=60_000)
+    page.locator(f'.jp-SideBar [data-id="{SIDEBAR[1:]}"]').click()
+    expect(page.locator(SIDEBAR)).to_be_visible()
+    return page.locator(SIDEBAR)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import _start_lab
+from .conftest import _start_lab, open_with_sidebar
 
 pytestmark = pytest.mark.slow
-SIDEBAR = "#same-nb-sidebar"
 
 
 def code(source: str, tags: list[str]) -> dict:
@@ -53,17 +52,6 @@ def failed_run(lab, path: str, timeout: float = 120) -> dict:
             return run
         time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")
-
-
-def open_with_sidebar(page, lab, path: str):
-    from playwright.sync_api import expect
-
-    page.goto(lab.tree(path))
-    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
-    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_be_visible(timeout=60_000)
-    page.locator(f'.jp-SideBar [data-id="{SIDEBAR[1:]}"]').click()
-    expect(page.locator(SIDEBAR)).to_be_visible()
-    return page.locator(SIDEBAR)
 
 
 # Runs code in the kernel of the open notebook `path` (as the notebook's own session has it).

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import _start_lab
+from .conftest import SIDEBAR, _start_lab, open_with_sidebar
 
 pytestmark = pytest.mark.slow
-SIDEBAR = "#same-nb-sidebar"
 
 
 def code(source: str, tags: list[str]) -> dict:
@@ -61,24 +60,12 @@ def wait_sweep(lab, path: str, sweep_id: str, until, timeout: float = 180) -> li
     raise AssertionError(f"sweep {sweep_id}: not there after {timeout}s: {runs}")
 
 
-def open_sidebar(page, lab, path: str):
-    from playwright.sync_api import expect
-
-    page.goto(lab.tree(path))
-    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
-    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_be_visible(timeout=60_000)
-    page.locator(f'.jp-SideBar [data-id="{SIDEBAR[1:]}"]').click()
-    sidebar = page.locator(SIDEBAR)
-    expect(sidebar).to_be_visible()
-    return sidebar
-
-
 def test_sweep_form_starts_a_grid_and_the_sweep_table_marks_the_best_run(page, lab, shoot):
     from playwright.sync_api import expect
 
     nb = lab.root / "work" / "sweepme.ipynb"
     before = nb.read_bytes()
-    sidebar = open_sidebar(page, lab, "work/sweepme.ipynb")
+    sidebar = open_with_sidebar(page, lab, "work/sweepme.ipynb")
     sidebar.locator('[data-section="sweep"] .same-nb-section-toggle').click()
     form = sidebar.locator('[data-section="sweep"]')
     button = form.locator(".same-nb-sweep-button")
@@ -160,7 +147,7 @@ def test_runs_table_links_each_run_to_its_sweep(page, lab, shoot):
     assert started["runs"] == 2
     wait_sweep(lab, "work/sweepme.ipynb", started["sweep_id"],
                lambda runs: len(runs) == 2 and all(r["status"] not in ("pending", "running") for r in runs))
-    open_sidebar(page, lab, "work/sweepme.ipynb")
+    open_with_sidebar(page, lab, "work/sweepme.ipynb")
     page.locator(SIDEBAR).locator(".same-nb-open-runs").click()
     runs = page.locator(".same-nb-v-runs:visible")
     link = runs.locator(".same-nb-v-open-sweep", has_text=started["sweep_id"])
@@ -181,7 +168,7 @@ def test_cancel_sweep_stops_every_run_from_the_sweep_view(page, lab, shoot):
                                                      "jobs": 2})
     sweep_id = started["sweep_id"]
     wait_sweep(lab, "work/slow.ipynb", sweep_id, lambda runs: any(r["status"] == "running" for r in runs))
-    open_sidebar(page, lab, "work/slow.ipynb")
+    open_with_sidebar(page, lab, "work/slow.ipynb")
     page.locator(SIDEBAR).locator(".same-nb-open-runs").click()
     page.locator(".same-nb-v-runs:visible .same-nb-v-open-sweep").first.click()
     view = page.locator(".same-nb-v-sweep:visible")
