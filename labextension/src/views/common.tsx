@@ -136,6 +136,20 @@ export function PickCell(props: { run: number; picked: boolean; onToggle: (run: 
   );
 }
 
+/** One header cell per run, the first marked as the base the others are compared with. */
+export function RunHeads(props: { runs: number[] }): JSX.Element {
+  return (
+    <>
+      {props.runs.map((id, i) => (
+        <th key={id} className="same-nb-v-num">
+          {`#${id}`}
+          {i === 0 ? <span className="same-nb-v-dim"> (base)</span> : null}
+        </th>
+      ))}
+    </>
+  );
+}
+
 export const STATUS_ICON: Record<string, string> = {
   pending: '◷',
   running: '↻',

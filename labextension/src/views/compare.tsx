@@ -4,7 +4,7 @@
 import * as React from 'react';
 
 import { api, ICompare, IRun } from '../api';
-import { message, seconds, short, StatusBadge, usePoll, valueText, when } from './common';
+import { message, RunHeads, seconds, short, StatusBadge, usePoll, valueText, when } from './common';
 import { DriftSection } from './drift';
 import { ResourcesSection } from './resources';
 
@@ -60,12 +60,7 @@ function Section(props: {
       <thead>
         <tr>
           <th />
-          {props.runs.map((id, i) => (
-            <th key={id} className="same-nb-v-num">
-              {`#${id}`}
-              {i === 0 ? <span className="same-nb-v-dim"> (base)</span> : null}
-            </th>
-          ))}
+          <RunHeads runs={props.runs} />
         </tr>
       </thead>
       <tbody>

@@ -4,6 +4,7 @@ import * as React from 'react';
 
 import { ICompare, ICompareResources, IGrowthFlag, IStepRun } from '../api';
 import { bytesText, MEMORY_MEANING, secondsText } from '../resources';
+import { RunHeads } from './common';
 
 type Figure = 'peak_rss_bytes' | 'cpu_s' | 'time_s' | 'bytes_in' | 'bytes_out';
 
@@ -114,12 +115,7 @@ export function ResourcesSection(props: { cmp: ICompare; runs: number[] }): JSX.
         <tr>
           <th>step</th>
           <th />
-          {runs.map((id, i) => (
-            <th key={id} className="same-nb-v-num">
-              {`#${id}`}
-              {i === 0 ? <span className="same-nb-v-dim"> (base)</span> : null}
-            </th>
-          ))}
+          <RunHeads runs={runs} />
         </tr>
       </thead>
       <tbody>
