@@ -171,18 +171,53 @@ def _profile_frame(df: Any, kind: str) -> dict:
     kept = min(ncols, MAX_COLUMNS)
     index, sample = _sample_index(rows, kept)
     part = df if kept == ncols else df.iloc[:, :kept]
-    sampled = part if index is None else part.take(index)
     dtypes = list(part.dtypes)
     numeric = [j for j, t in enumerate(dtypes)
                if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)]
-    block = (sampled.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric
-             else np.empty((len(sampled), 0)))
+    if index is None:
+        block = (part.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric
+                 else np.empty((rows, 0)))
+    else:
+        # Column by column from the frame's own arrays: a sampled copy of the whole frame (``take``)
+        # costs more than the statistics themselves on a large frame.
+        block = (np.column_stack([_sampled_floats(part.iloc[:, j], index) for j in numeric]) if numeric
+                 else np.empty((len(index), 0)))
     numbers = dict(zip(numeric, _numeric_block(block)))
     columns = []
     for j in range(kept):
-        stats = numbers[j] if j in numbers else _column_stats(sampled.iloc[:, j])
+        if j in numbers:
+            stats = numbers[j]
+        else:
+            column = part.iloc[:, j]
+            stats = (_column_stats(column) if index is None else _arrow_text_stats(column, index)
+                     or _column_stats(column.take(index)))
         columns.append({"name": _label(part.columns[j]), "dtype": str(dtypes[j]), **stats})
     return _profile(kind, rows, ncols, columns, sample, shape=[rows, ncols])
+
+
+def _sampled_floats(column: Any, index: Any) -> Any:
+    """A numeric column's sampled values as float64, NaN for a missing one."""
+    import numpy as np
+
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
+        return column.to_numpy()[index].astype("float64", copy=False)    # the frame's own array: no copy
+    return column.take(index).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _arrow_text_stats(column: Any, index: Any) -> dict | None:
+    """``_column_stats`` of a sampled pyarrow-backed string column, counted by Arrow itself (pandas'
+    value_counts builds an index of the sample first); None for any other column."""
+    if getattr(column.dtype, "storage", None) != "pyarrow" or getattr(column.dtype, "name", "") != "string":
+        return None
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.chunked_array(column.array.__arrow_array__()).take(pa.array(np.asarray(index)))
+    present = len(values) - values.null_count
+    counts = pc.value_counts(values.drop_null())
+    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
+    return {"null_fraction": _fraction(values.null_count, len(values)), **_categories(list(pairs), present)}
 
 
 def _profile_array(array: Any) -> dict:
