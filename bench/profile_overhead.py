@@ -1,9 +1,10 @@
 """What the data profile adds to saving a step output: a 1M-row DataFrame saved as a step saves it
 (serializer → content-addressed store, then the profile sidecar), with profiling on and off
-(``SAME_NB_PROFILE=0``), alternated so drift in disk or CPU speed hits both alike; medians.
+(``SAME_NB_PROFILE=0``), alternated so drift in disk or CPU speed hits both alike. The ratio is the
+median of each side-by-side pair's (with / without); the ratio of the two medians is printed too.
 
-Run: python bench/profile_overhead.py [--rows N] [--repeat N]
-Goal: profiling adds <= 5% to the save time (ratio of medians <= 1.05).
+Run: python bench/profile_overhead.py [--rows N] [--repeat N]   (about 30 s)
+Goal: profiling adds <= 5% to the save time (ratio <= 1.05).
 """
 from __future__ import annotations
 
@@ -50,10 +51,17 @@ def save_once(df: pd.DataFrame, root: Path, profiled: bool) -> tuple[float, floa
     return done - started, done - t0
 
 
+def spread(seconds: list[float]) -> str:
+    tenths = statistics.quantiles(seconds, n=10)
+    return f"10th-90th percentile {tenths[0] * 1000:.0f}-{tenths[-1] * 1000:.0f} ms"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=7, help="saves of each kind (at least 5)")
+    # One save varies by ±10% on a shared machine and the profile is ≈3% of it: a hundred pairs hold the
+    # ratio within about ±0.5% from run to run (31 let it wander by ±2.5%).
+    parser.add_argument("--repeat", type=int, default=101, help="saves of each kind (at least 5; default 101)")
     args = parser.parse_args()
     df = frame(args.rows)
     with_profile, without, profile_only = [], [], []
@@ -73,14 +81,20 @@ def main() -> int:
         os.environ.pop(profile.ENV_SWITCH, None)
     on, off = statistics.median(with_profile), statistics.median(without)
     ratio = on / off
+    paired = statistics.median(a / b for a, b in zip(with_profile, without))
     size_mb = df.memory_usage(deep=True).sum() / 1e6
     print(f"DataFrame: {args.rows:,} rows x {df.shape[1]} columns ({size_mb:.0f} MB in memory), "
           f"{len(with_profile)} saves of each kind, alternated")
-    print(f"save without profile: median {off * 1000:.1f} ms  (all: {', '.join(f'{s * 1000:.0f}' for s in without)})")
-    print(f"save with profile:    median {on * 1000:.1f} ms  (all: {', '.join(f'{s * 1000:.0f}' for s in with_profile)})")
-    print(f"the profile itself:   median {statistics.median(profile_only) * 1000:.1f} ms")
-    verdict = "PASS" if ratio <= GOAL else "MISS"
-    print(f"profile overhead ratio {ratio:.3f} (goal <= {GOAL}) {verdict}")
+    print(f"save without profile: median {off * 1000:.1f} ms  ({spread(without)})")
+    print(f"save with profile:    median {on * 1000:.1f} ms  ({spread(with_profile)})")
+    alone = statistics.median(profile_only)
+    print(f"the profile itself:   median {alone * 1000:.1f} ms ({alone / off:.1%} of a save without it)")
+    print(f"ratio of the medians {ratio:.3f}")
+    # The verdict is on the pairs: a save drifts by 10-15% over a run on a shared machine, and a pair's
+    # two saves, taken one after the other, see the same drift; the ratio of medians does not cancel it.
+    verdict = "PASS" if paired <= GOAL else "MISS"
+    print(f"profile overhead ratio {paired:.3f} (median of the {len(without)} side-by-side pairs' ratios; "
+          f"goal <= {GOAL}) {verdict}")
     return 0 if verdict == "PASS" else 1
 
 

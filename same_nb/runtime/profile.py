@@ -1,7 +1,7 @@
 """A small, bounded profile of each DataFrame, Series and numpy array a step saves (whichever serializer
 wrote it: a frame with object columns is pickled), for drift checks.
 
-The profile is a JSON sidecar named by the artifact's sha256 (``<store>/profiles/<sha[:2]>/<sha>.json``):
+The profile is a JSON sidecar beside the artifact, named by its sha256 (``<store>/<sha[:2]>/<sha>.profile.json``):
 the same bytes have the same profile, so a cached step's outputs keep theirs and nothing is computed
 twice. It holds rows, columns and dtypes, and per column the null fraction, min/max/mean/std and a
 fixed-size quantile sketch for numeric columns, or the most frequent categories for the others.
@@ -15,10 +15,12 @@ profiling off (the benchmark's baseline).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ QUANTILES = 21            # the sketch: values at 0%, 5%, ..., 100% of a numeric
 PROFILED_TYPES = frozenset({"pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame",
                             "pandas.core.series.Series", "numpy.ndarray"})
 ENV_SWITCH = "SAME_NB_PROFILE"
+SUFFIX = ".profile.json"      # an artifact is named by its bare sha256: nothing else there ends so
 
 
 def enabled() -> bool:
@@ -45,13 +48,17 @@ def enabled() -> bool:
 
 
 def profile_path(root: str | os.PathLike, sha256: str) -> Path:
-    return Path(root) / "profiles" / sha256[:2] / f"{sha256}.json"
+    # Beside the artifact, in the directory its save has just made: a directory of its own would cost
+    # two mkdirs per new prefix, a fifth of the profile's whole cost on a 1M-row frame.
+    return Path(root) / sha256[:2] / f"{sha256}{SUFFIX}"
 
 
 def read_profile(root: str | os.PathLike, sha256: str, name: str | None = None) -> dict | None:
     """The stored profile of artifact ``sha256`` (of its member ``name`` when it is a group of values
     saved together), or None (no profile, or an unreadable one)."""
     data = read_profile_file(profile_path(root, sha256))
+    if data is None:                   # stores written before profiles moved beside their artifacts
+        data = read_profile_file(Path(root) / "profiles" / sha256[:2] / f"{sha256}.json")
     if data is None:
         return None
     if "group" in data:
@@ -108,10 +115,14 @@ def read_profile_file(path: Path) -> dict | None:
 
 
 def _write(path: Path, data: dict) -> bool:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, sort_keys=True, allow_nan=False), encoding="utf-8")
+        text = json.dumps(data, sort_keys=True, allow_nan=False).encode("utf-8")
+        try:
+            tmp.write_bytes(text)
+        except FileNotFoundError:      # the artifact's directory is normally there already
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(text)
         os.replace(tmp, path)
     except (OSError, ValueError):
         tmp.unlink(missing_ok=True)
@@ -128,6 +139,12 @@ def profiled(obj: Any) -> bool:
 
 def profile_value(obj: Any) -> dict | None:
     """The profile of a DataFrame, Series or numpy array (None for anything else or a 0-d array)."""
+    with warnings.catch_warnings():    # advisory: nothing of it in the step's own output
+        warnings.simplefilter("ignore")
+        return _profile_any(obj)
+
+
+def _profile_any(obj: Any) -> dict | None:
     pd, np = sys.modules.get("pandas"), sys.modules.get("numpy")
     if pd is not None and isinstance(obj, pd.DataFrame):
         return _profile_frame(obj, "dataframe")
@@ -145,19 +162,27 @@ def _sample_rows(columns: int) -> int:
 
 
 def _sample_index(n: int, columns: int = 1) -> tuple[Any, dict | None]:
-    import numpy as np
-
     size = _sample_rows(columns)
     if n <= size:
         return None, None
-    # Stratified blocks: one run of consecutive rows at a random place in each 1/SAMPLE_BLOCKS of the value.
-    # Rows picked one by one at random cost a cache miss each; runs are read at memory speed, and every
-    # part of a sorted or time-ordered frame is still represented.
+    index, sample = _stratified(n, size)
+    return index, dict(sample)
+
+
+@functools.lru_cache(maxsize=16)
+def _stratified(n: int, size: int) -> tuple[Any, dict]:
+    """Stratified blocks: one run of consecutive rows at a random place in each 1/SAMPLE_BLOCKS of the value.
+    Rows picked one by one at random cost a cache miss each; runs are read at memory speed, and every
+    part of a sorted or time-ordered frame is still represented. Kept per row count (read-only): a
+    step's values often share one, and seeding a generator costs as much as the statistics it feeds."""
+    import numpy as np
+
     run = size // SAMPLE_BLOCKS
     stratum = n // SAMPLE_BLOCKS
     starts = np.arange(SAMPLE_BLOCKS) * stratum + np.random.default_rng(SAMPLE_SEED).integers(
         0, stratum - run + 1, SAMPLE_BLOCKS)
     index = (starts[:, None] + np.arange(run)[None, :]).ravel()
+    index.flags.writeable = False
     return index, {"rows": len(index), "of": n, "seed": SAMPLE_SEED,
                    "method": f"{SAMPLE_BLOCKS} runs of {run} consecutive rows, one at a random place in each "
                              f"1/{SAMPLE_BLOCKS} of the rows"}
@@ -165,27 +190,24 @@ def _sample_index(n: int, columns: int = 1) -> tuple[Any, dict | None]:
 
 def _profile_frame(df: Any, kind: str) -> dict:
     import numpy as np
-    import pandas as pd
 
     rows, ncols = df.shape
     kept = min(ncols, MAX_COLUMNS)
     index, sample = _sample_index(rows, kept)
     part = df if kept == ncols else df.iloc[:, :kept]
-    dtypes = list(part.dtypes)
-    numeric = [j for j, t in enumerate(dtypes)
-               if pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)]
+    arrays = _column_arrays(part)
+    dtypes = [array.dtype for array in arrays]
+    numeric = [j for j, t in enumerate(dtypes) if _numeric_dtype(t)]
     if index is None:
         block = (part.iloc[:, numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric
                  else np.empty((rows, 0)))
     else:
         # Column by column from the frame's own arrays: a sampled copy of the whole frame (``take``)
-        # costs more than the statistics themselves on a large frame.
-        series = [column for _, column in part.items()]                 # cheaper than .iloc per column
-        # Column-major, as pandas hands a frame's block over: each column's sort and sums run over
-        # contiguous memory (twice as fast as a row-major block), in the same order as before.
+        # costs more than the statistics themselves on a large frame. Column-major, as pandas hands a
+        # frame's block over: each column's sort and sums run over contiguous memory.
         block = np.empty((len(index), len(numeric)), order="F")
         for k, j in enumerate(numeric):
-            block[:, k] = _sampled_floats(series[j], index)
+            block[:, k] = _sampled_floats(arrays[j], index)
     numbers = dict(zip(numeric, _numeric_block(block)))
     columns = []
     for j in range(kept):
@@ -194,30 +216,58 @@ def _profile_frame(df: Any, kind: str) -> dict:
         elif index is None:
             stats = _column_stats(part.iloc[:, j])
         else:
-            stats = _arrow_text_stats(series[j], index) or _column_stats(series[j].take(index))
+            stats = _arrow_text_stats(arrays[j], index) or _column_stats(part.iloc[:, j].take(index))
         columns.append({"name": _label(part.columns[j]), "dtype": str(dtypes[j]), **stats})
     return _profile(kind, rows, ncols, columns, sample, shape=[rows, ncols])
 
 
-def _sampled_floats(column: Any, index: Any) -> Any:
+def _column_arrays(df: Any) -> list:
+    """Each column's values by position (names may repeat): a numpy array or a pandas extension array.
+    pandas' own accessor builds no Series per column, which costs more than sampling the column; it is
+    private, so any pandas without it gets the Series' arrays instead."""
+    import numpy as np
+
+    get = getattr(df, "_get_column_array", None)
+    if get is not None:
+        try:
+            return [get(j) for j in range(df.shape[1])]
+        except Exception:
+            pass
+    return [column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array for _, column in df.items()]
+
+
+def _numeric_dtype(dtype: Any) -> bool:
+    """Numbers the statistics are about: pandas' is_numeric_dtype without bool and complex (a complex
+    value has no order; its column gets categories, as a complex array does), answered directly for a
+    numpy dtype."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iuf"
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not pd.api.types.is_complex_dtype(dtype))
+
+
+def _sampled_floats(array: Any, index: Any) -> Any:
     """A numeric column's sampled values as float64, NaN for a missing one."""
     import numpy as np
 
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
-        return column.to_numpy()[index].astype("float64", copy=False)    # the frame's own array: no copy
-    return column.take(index).to_numpy(dtype="float64", na_value=np.nan)
+    if isinstance(array, np.ndarray):
+        return array[index].astype("float64", copy=False)          # the frame's own array: no copy
+    return array.take(index).to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _arrow_text_stats(column: Any, index: Any) -> dict | None:
-    """``_column_stats`` of a sampled pyarrow-backed string column, counted by Arrow itself (pandas'
+    """``_column_stats`` of a sampled pyarrow-backed string array, counted by Arrow itself (pandas'
     value_counts builds an index of the sample first); None for any other column."""
-    if getattr(column.dtype, "storage", None) != "pyarrow" or getattr(column.dtype, "name", "") != "string":
+    if getattr(column.dtype, "storage", None) != "pyarrow" or getattr(column.dtype, "name", "") not in ("string", "str"):
         return None
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = pa.chunked_array(column.array.__arrow_array__()).take(pa.array(np.asarray(index)))
+    values = pa.chunked_array(column.__arrow_array__()).take(pa.array(np.asarray(index)))
     present = len(values) - values.null_count
     counts = pc.value_counts(values.drop_null())
     pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
@@ -297,8 +347,8 @@ def _numeric_block(x: Any) -> list[dict]:
     import numpy as np
 
     n, width = x.shape
-    if width == 0:
-        return []
+    if n == 0:                         # an empty value still has a schema to compare
+        return [{"null_fraction": 0.0, "numeric": True} for _ in range(width)]
     finite = np.isfinite(x)
     if finite.all():                   # the common case, in half the passes
         nulls, count = np.zeros(width, dtype=np.int64), np.full(width, n)
@@ -314,15 +364,19 @@ def _numeric_block(x: Any) -> list[dict]:
     high = np.minimum(low + 1, safe - 1)
     cols = np.arange(width)[None, :]
     quantiles = ordered[low, cols] + (ordered[high, cols] - ordered[low, cols]) * (position - low)
+    # Plain Python numbers, converted once per array rather than element by element.
+    nulls, count = nulls.tolist(), count.tolist()
+    lows, highs = ordered[0].tolist(), ordered[safe - 1, cols[0]].tolist()
+    mean, std, quantiles = mean.tolist(), std.tolist(), quantiles.T.tolist()
     out = []
     for j in range(width):
-        stats: dict[str, Any] = {"null_fraction": _fraction(int(nulls[j]), n), "numeric": True}
-        non_finite = int(n - nulls[j] - count[j])
+        stats: dict[str, Any] = {"null_fraction": _fraction(nulls[j], n), "numeric": True}
+        non_finite = n - nulls[j] - count[j]
         if non_finite:
-            stats["non_finite_fraction"] = _fraction(non_finite, n - int(nulls[j]))
+            stats["non_finite_fraction"] = _fraction(non_finite, n - nulls[j])
         if count[j]:
-            stats.update(min=float(ordered[0, j]), max=float(ordered[count[j] - 1, j]), mean=_finite(mean[j]),
-                         std=_finite(std[j]), quantiles=[float(q) for q in quantiles[:, j]])
+            stats.update(min=lows[j], max=highs[j], mean=_finite(mean[j]), std=_finite(std[j]),
+                         quantiles=quantiles[j])
         out.append(stats)
     return out
 

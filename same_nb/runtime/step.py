@@ -172,7 +172,7 @@ def save_outputs(spec_path: str, namespace: dict) -> dict:
                 f"variable '{name}' ({qualified_type_name(obj)}) cannot be passed from step '{step}' to "
                 f"{steps_phrase(consumers)}: it could not be serialized ({type(exc).__name__}: {exc}). "
                 f"Create it inside {steps_phrase(consumers)} instead, or pass the data it is built from.") from exc
-        _profile.save_profile(store.root, records[name], obj)      # <store>/profiles/<sha>: runtime/profile.py
+        _profile.save_profile(store.root, records[name], obj)      # <store>/ab/<sha>.profile.json: runtime/profile.py
         per_output[name] = time.perf_counter() - t0
 
     warnings = [{"name": name, "message": message}

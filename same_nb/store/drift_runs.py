@@ -1,4 +1,4 @@
-"""Drift between recorded runs: the profiles of their artifacts (``<store>/profiles/``) compared per
+"""Drift between recorded runs: the profiles of their artifacts (``<store>/ab/<sha>.profile.json``) compared per
 step and variable (store/drift.py), the baseline a run is measured against, the runs whose inputs
 drifted, and same.yaml's ``checks`` evaluated on a finished run."""
 from __future__ import annotations

@@ -37,10 +37,10 @@ def statuses(result) -> dict[str, str]:
 
 
 def artifact_files(notebook: Path) -> list[Path]:
-    """The content-addressed files: not the data profiles beside them (profiles/, named for the artifact)."""
+    """The content-addressed files: not the data profiles beside them (``<sha>.profile.json``)."""
     root = notebook.parent / ".same" / "artifacts"
     return sorted(p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"
-                  and "profiles" not in p.relative_to(root).parts)
+                  and not p.name.endswith(".profile.json"))
 
 
 # -- parameters ------------------------------------------------------------------------------------

@@ -130,3 +130,38 @@ def test_values_saved_as_one_group_get_a_profile_each(tmp_path):
     assert profile.read_profile(store.root, sha, "df")["kind"] == "dataframe"
     assert profile.read_profile(store.root, sha, "x")["kind"] == "series"
     assert profile.read_profile(store.root, sha, "n") is None and profile.read_profile(store.root, sha) is None
+
+
+def test_empty_values_get_a_schema_profile_and_no_warnings(tmp_path):
+    import warnings
+
+    for value in (pd.DataFrame({"x": np.array([], dtype="float64"), "n": np.array([], dtype="int64")}),
+                  np.empty((0, 3)), pd.Series([], dtype="Int64", name="k")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # a warning would land in the step's own output
+            prof, _, _ = _saved(tmp_path / str(len(value.shape)), "empty", value)
+        assert prof["rows"] == 0 and all(c["numeric"] and c["null_fraction"] == 0.0 for c in prof["column_stats"])
+        assert not any("quantiles" in c for c in prof["column_stats"])
+
+
+def test_the_sidecar_sits_beside_its_artifact_and_the_old_layout_still_reads(tmp_path):
+    prof, record, store = _saved(tmp_path, "df", pd.DataFrame({"x": [1.0, 2.0]}))
+    sha = record["sha256"]
+    assert profile.profile_path(store.root, sha).parent == store.path(sha).parent
+    assert not (store.root / "profiles").exists()
+    old = store.root / "profiles" / sha[:2] / f"{sha}.json"
+    old.parent.mkdir(parents=True)
+    profile.profile_path(store.root, sha).rename(old)
+    assert profile.read_profile(store.root, sha) == prof
+
+
+def test_the_sample_is_the_same_whichever_value_asks_first():
+    rows = 4 * profile.SAMPLE_ROWS
+    frame = pd.DataFrame({"x": np.arange(rows, dtype="float64")})
+    first = profile.profile_value(frame)
+    index, _ = profile._sample_index(rows)
+    assert not index.flags.writeable                  # shared between values of one length
+    first["sample"]["rows"] = -1                      # a caller changing its profile changes no other
+    assert profile.profile_value(frame)["sample"]["rows"] == len(index)
+    assert profile.profile_value(frame.x.to_numpy())["column_stats"][0]["quantiles"] == \
+        first["column_stats"][0]["quantiles"]
