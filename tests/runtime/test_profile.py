@@ -165,3 +165,17 @@ def test_the_sample_is_the_same_whichever_value_asks_first():
     assert profile.profile_value(frame)["sample"]["rows"] == len(index)
     assert profile.profile_value(frame.x.to_numpy())["column_stats"][0]["quantiles"] == \
         first["column_stats"][0]["quantiles"]
+
+
+def test_complex_and_pandas_text_columns():
+    rows = 3 * profile.SAMPLE_ROWS                     # sampled, through the frame's own arrays
+    df = pd.DataFrame({"z": np.tile([1 + 1j, 2 - 1j], rows // 2),
+                       "s": pd.array(np.tile(["a", None, "b"], rows // 3), dtype="str"),
+                       "n": pd.array(np.tile([1, None, 3], rows // 3), dtype="Int64")})
+    prof = profile.profile_value(df)
+    z = _column(prof, "z")                            # no order: categories, not a real part's quantiles
+    assert z["numeric"] is False and {k for k, _ in z["top"]} == {"(1+1j)", "(2-1j)"}
+    s = _column(prof, "s")
+    assert s["null_fraction"] == pytest.approx(1 / 3, abs=0.01) and {k for k, _ in s["top"]} == {"a", "b"}
+    n = _column(prof, "n")
+    assert n["numeric"] and n["null_fraction"] == pytest.approx(1 / 3, abs=0.01) and (n["min"], n["max"]) == (1.0, 3.0)
