@@ -68,7 +68,7 @@ def _store(out: str) -> list[Figure]:
 
 
 def _profile(out: str) -> list[Figure]:
-    m = re.search(r"^profile overhead ratio ([\d.]+) \(goal <= ([\d.]+)\) (PASS|MISS)$", out, re.M)
+    m = re.search(r"^profile overhead ratio ([\d.]+) \(.*goal <= ([\d.]+)\) (PASS|MISS)$", out, re.M)
     return [Figure("profile overhead, 1M-row DataFrame save", f"x{m[1]}", f"<= x{m[2]}", m[3] == "PASS")] if m else []
 
 
