@@ -131,6 +131,9 @@ def _check_cancellable(run: dict) -> int:
     run_id, pid = run["id"], run.get("pid")
     if run["status"] not in ("pending", "running"):
         raise SameError(f"run {run_id} is {run['status']}; only a running run can be cancelled")
+    if run.get("sweep_id"):             # its sweep's process would start the next point regardless
+        raise SameError(f"run {run_id} is a point of sweep {run['sweep_id']}: cancel the sweep "
+                        f"(POST /same-nb/api/sweeps/{run['sweep_id']}/cancel, or its Sweep view)")
     if run.get("host") not in (None, socket.gethostname()):
         raise SameError(f"run {run_id} runs on host {run['host']}; cancel it there")
     if pid is None or not is_background_process(pid, run_id, run.get("pid_started")):

@@ -50,9 +50,6 @@ class CancelHandler(SameHandler):
         store, _, folder = await self.store_for(body.get("path", ""))
         run = await self.run_in(store, run_id, folder)
         try:
-            if run.get("sweep_id") and run["status"] in ("pending", "running"):
-                raise SameError(f"run {run['id']} is a point of sweep {run['sweep_id']}: cancel the sweep "
-                                f"(POST /same-nb/api/sweeps/{run['sweep_id']}/cancel, or its Sweep view)")
             if not _drives(run):
                 raise SameError(f"run {run['id']} was not started in the background here (its process runs "
                                 "another notebook); stop it where it was started")
