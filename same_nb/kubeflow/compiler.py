@@ -149,6 +149,10 @@ def compile_kubeflow(notebook: str | Path, out_dir: str | Path | None = None,
     locks = lock_pipeline(pod_pipeline(pipeline, notebook_dir, observed), notebook_dir, out,
                           python_version=version, platform=plat, progress=progress, observed=observed)
     warnings = list(locks.warnings) + shared_files(pipeline)
+    if manifest.checks is not None:
+        warnings.append("same.yaml's checks run after local runs only: the Kubeflow pipeline neither compares "
+                        "its data with a baseline run nor fails on drift (each output's profile rides in its "
+                        "KFP artifact's metadata, for your own checks)")
     cache = notebook_dir / ".same" / "locks"
     kfp_lock, problem = executor_lock(cache, locks.python_version, locks.platform)
     uv_text, uv_problem = uv_lock(cache, locks.python_version, locks.platform)

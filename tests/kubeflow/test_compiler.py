@@ -388,6 +388,15 @@ def test_the_bundle_uri_comes_from_same_yaml_or_the_option(folder):
         compile_kubeflow(folder / "branching.ipynb", folder / "uri-kubeflow", manifest_path=manifest)
 
 
+def test_data_checks_are_said_to_be_local_only(folder):
+    manifest = folder / "checks.same.yaml"
+    manifest.write_text("checks:\n  drift:\n    psi_fail: 0.25\n")
+    result = compile_kubeflow(folder / "branching.ipynb", folder / "checks-kubeflow", manifest_path=manifest)
+    assert [w for w in result.warnings if w.startswith("same.yaml's checks run after local runs only")]
+    plain = compile_kubeflow(folder / "branching.ipynb", folder / "checks-kubeflow")
+    assert not [w for w in plain.warnings if w.startswith("same.yaml's checks")]
+
+
 def test_an_index_url_reaches_every_install_in_the_pods(folder):
     """Offline clusters: kfp's own install and the lock's come from the mirror same.yaml names."""
     manifest = folder / "mirror.same.yaml"
