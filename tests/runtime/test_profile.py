@@ -179,3 +179,14 @@ def test_complex_and_pandas_text_columns():
     assert s["null_fraction"] == pytest.approx(1 / 3, abs=0.01) and {k for k, _ in s["top"]} == {"a", "b"}
     n = _column(prof, "n")
     assert n["numeric"] and n["null_fraction"] == pytest.approx(1 / 3, abs=0.01) and (n["min"], n["max"]) == (1.0, 3.0)
+
+
+def test_a_pandas_without_the_column_accessor_gives_the_same_profile(monkeypatch):
+    rows = 3 * profile.SAMPLE_ROWS
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=rows), "n": pd.array(rng.integers(0, 9, rows), dtype="Int64"),
+                       "s": pd.array(rng.choice(["a", "b"], rows), dtype="string[pyarrow]"),
+                       "c": pd.Categorical(rng.choice(["u", "v"], rows))})
+    expected = profile.profile_value(df)
+    monkeypatch.delattr(pd.DataFrame, "_get_column_array")          # private: gone in some pandas
+    assert profile.profile_value(df) == expected
