@@ -96,4 +96,18 @@ def _magic(line: str) -> None:
     if args.command != "load":
         print(usage)
         return
-    load_step(args.step, run=args.run, notebook=args.notebook)
+    from .store.stepload import StepLoadError
+
+    try:
+        load_step(args.step, run=args.run, notebook=args.notebook)
+    except StepLoadError as exc:
+        raise StepLoadError(_in_magic_terms(exc.message)) from None
+
+
+def _in_magic_terms(message: str) -> str:
+    """A refusal worded for ``load_step(run=, notebook=)``, in the magic's options instead."""
+    import re
+
+    message = re.sub(r"\bnotebook=('[^']*'|\"[^\"]*\")", r"--notebook \1", message)
+    message = re.sub(r"\bnotebook=(?![\w'\"])", "--notebook PATH", message)
+    return re.sub(r"\brun=(N\b|(?![\w]))", "--run N", message)

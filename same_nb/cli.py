@@ -324,13 +324,16 @@ def _store_folder(args):
 
 def _store_for(args):
     import os
+    from pathlib import Path
 
     from same_nb.store.database import DB_ENV, open_store
 
     folder = _store_folder(args)
     if not os.environ.get(DB_ENV) and not (folder / ".same" / "same.db").exists():
-        raise SameError(f"no runs are recorded in {folder.resolve()} (no .same/same.db); pass the notebook "
-                        f"(--notebook NB) or its folder (--dir DIR), or set {DB_ENV}")
+        named = _named_notebook(args) is not None or Path(args.dir).resolve() != Path.cwd().resolve()
+        hint = ("run a notebook there first (`same-nb run NB`)" if named else
+                f"pass the notebook (--notebook NB) or its folder (--dir DIR), or set {DB_ENV}")
+        raise SameError(f"no runs are recorded in {folder.resolve()} (no .same/same.db): {hint}")
     return open_store(notebook_dir=folder)
 
 
@@ -535,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "that no swept parameter reaches run once and are shared by every run")
     p.add_argument("--params-grid", metavar="FILE",
                    help="YAML file mapping parameters to lists of values to sweep, e.g. `C: [0.1, 0.5, 1.0]`")
-    p.add_argument("--sweep-id", metavar="ID", help="with --sweep: the sweep's id (letters, digits, '.', '_', '-'; "
+    p.add_argument("--sweep-id", metavar="ID",
+                   help="with --sweep or --params-grid: the sweep's id (letters, digits, '.', '_', '-'; "
                    "default: the date, time and 6 random hex digits); refused if the store has that sweep already")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_run)

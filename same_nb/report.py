@@ -74,20 +74,29 @@ def print_runs(runs: list[dict], total: int, metric_columns: list[str] = ()) -> 
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{len(runs)} of {total} runs")
+    pipelines = {r["pipeline_name"] or "" for r in runs}
+    # One pipeline (the runs of one notebook, mostly) is named once, in the title: a column repeating it
+    # costs the width the other columns need in an 80-column terminal.
+    one = next(iter(pipelines)) if len(pipelines) == 1 else None
+    table = Table(title=Text(f"{len(runs)} of {total} runs" + (f" of {one}" if one else "")))
     named = any(r.get("name") for r in runs)
     swept = any(r.get("sweep_id") for r in runs)
-    for col in ("run", *(["name"] if named else []), "pipeline", "status", "started", "duration", "steps",
-                "target", *(["sweep"] if swept else []), *metric_columns):
-        table.add_column(col)
+    remote = any((r.get("target") or "local") != "local" for r in runs)
+    # In a narrow terminal a cell wraps onto more lines rather than lose its end: a sweep id cut to
+    # "quicks…" cannot be typed into `runs --sweep`. Dates break at their space, names and ids anywhere.
+    for col in ("run", *(["name"] if named else []), *([] if one else ["pipeline"]), "status", "started",
+                "duration", "steps", *(["target"] if remote else []), *(["sweep"] if swept else []),
+                *metric_columns):
+        table.add_column(col, overflow="fold", no_wrap=col in ("run", "status", "duration"),
+                         min_width=10 if col == "started" else None)
     for r in runs:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(r.get("step_counts", {}).items()))
         dur = seconds_text(r["duration_s"]) if r.get("duration_s") is not None else "-"
         metrics = [number_text(r["metrics"][c]) if r.get("metrics", {}).get(c) is not None else "-"
                    for c in metric_columns]
         label = [Text(r.get("name") or "")] if named else []
-        table.add_row(str(r["id"]), *label, Text(r["pipeline_name"] or ""), r["status"],
-                      _when(r.get("started_at")), dur, counts, r.get("target") or "",
+        table.add_row(str(r["id"]), *label, *([] if one else [Text(r["pipeline_name"] or "")]), r["status"],
+                      _when(r.get("started_at")), dur, counts, *([r.get("target") or "local"] if remote else []),
                       *([Text(r.get("sweep_id") or "")] if swept else []), *metrics)
     _console().print(table)
 

@@ -189,7 +189,7 @@ def run_notebook(path: str | Path, *, params: list[tuple[str, str]] = (), params
     checks = prepared.config.get("checks")
     if checks:
         try:
-            _check_variables(pipeline, checks)
+            _check_variables(pipeline, checks, manifest_arg.name if manifest_arg else "same.yaml")
         except SameError:
             discard_spare(spare)
             raise
@@ -350,7 +350,7 @@ def run_sweep(path: str | Path, axes: list, *, params: list[tuple[str, str]] = (
 
     def run_one(index: int, shared: dict, run_jobs: int) -> RunResult:
         point = plan.points[index]
-        progress = progress_for(index, f"run {index + 1}/{total} ({point_label(point)})") if progress_for else None
+        progress = progress_for(index, f"point {index + 1}/{total} ({point_label(point)})") if progress_for else None
         return run_notebook(path, params=list(params) + list(point.items()), params_file=params_file,
                             jobs=run_jobs, use_cache=use_cache, manifest_path=manifest_path, progress=progress,
                             timeout=timeout, kernel=kernel, lean=False, sweep_id=sweep_id, shared=shared,
@@ -586,13 +586,13 @@ def drifted_runs(store, *, notebook_path=None, folder=None, baseline: int | None
                 threshold=threshold)
 
 
-def _check_variables(pipeline: Pipeline, checks: dict) -> None:
+def _check_variables(pipeline: Pipeline, checks: dict, manifest: str) -> None:
     """same.yaml's checks.drift.variables must name variables a step passes on: a typo would check nothing."""
     wanted = (checks.get("drift") or {}).get("variables") or []
     passed = sorted({name for step in pipeline.steps for name in step.outputs})
     unknown = [name for name in wanted if name not in passed]
     if unknown:
-        raise SameError(f"same.yaml checks.drift.variables: {', '.join(map(repr, unknown))} "
+        raise SameError(f"{manifest}: checks.drift.variables: {', '.join(map(repr, unknown))} "
                         f"{'is' if len(unknown) == 1 else 'are'} not passed between steps, so no profile is "
                         f"kept; variables passed between steps: {', '.join(passed) or 'none'}")
 

@@ -92,5 +92,8 @@ def test_unknown_check_variable_is_refused_before_running(module_notebook_copy):
     nb = module_notebook_copy("drift_shift")
     (nb.parent / "same.yaml").write_text("checks: {drift: {psi_fail: 0.2, variables: [dff]}}\n")
     rc, out, err = cli("run", nb, "-q")
-    assert rc == 1 and "checks.drift.variables: 'dff' is not passed between steps" in err
+    assert rc == 1 and "same.yaml: checks.drift.variables: 'dff' is not passed between steps" in err
     assert "df, incomes" in err and not (nb.parent / ".same" / "runs").exists()
+    (nb.parent / "other.yaml").write_text("checks: {drift: {psi_fail: 0.2, variables: [dff]}}\n")
+    rc, out, err = cli("run", nb, "-q", "--manifest", nb.parent / "other.yaml")
+    assert rc == 1 and "other.yaml: checks.drift.variables: 'dff'" in err            # the file it is in

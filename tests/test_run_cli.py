@@ -155,6 +155,11 @@ def test_runs_show_trace_and_compare_find_the_store_from_a_notebook_path(history
     assert rc == 0 and json.loads(out)["producer"]["run_id"] == 1, err
     rc, out, err = cli("runs")
     assert rc == 1 and "pass the notebook (--notebook NB) or its folder (--dir DIR)" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out, err = cli("compare", 1, 2, "--dir", empty)         # the folder was named: no hint to name it
+    assert rc == 1 and err == f"error: no runs are recorded in {empty} (no .same/same.db): run a notebook " \
+                              f"there first (`same-nb run NB`)\n"
     for args in (["runs", tmp_path / "nope.ipynb"], ["show", 1, "--notebook", tmp_path / "nope.ipynb"]):
         rc, out, err = cli(*args)
         assert (rc, out) == (1, "") and err == f"error: {tmp_path / 'nope.ipynb'}: no such notebook\n"

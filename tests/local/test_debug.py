@@ -130,6 +130,9 @@ def test_the_magic_loads_a_given_run_and_the_step_then_succeeds(runs, kernel):
     assert error is None and "usage: %same_nb load STEP [--run N] [--notebook PATH]" in printed
     printed, error = kernel.run("%same_nb load train-model --run twelve")
     assert error is None and "invalid int value: 'twelve'" in printed
+    _, error = kernel.run(f"%same_nb load {STEP} --run {runs['ok']} --notebook other.ipynb")
+    assert error["ename"] == "StepLoadError" and "pass --notebook '" in error["evalue"], error   # its options
+    assert "notebook=" not in error["evalue"] and len(error["traceback"]) == 1, error
 
 
 def test_a_cached_step_loads_what_the_run_that_computed_it_saw(runs, kernel):

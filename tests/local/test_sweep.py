@@ -112,7 +112,7 @@ def test_cli_sweep_prints_a_line_per_step_of_each_run_and_a_final_table(module_n
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "2 runs over scale (2) x seed (1); computed once and shared: load, count" in captured.err
-    assert "run 2/2 (scale=2.0 seed=4) fit: success" in captured.out
+    assert "point 2/2 (scale=2.0 seed=4) fit: success" in captured.out
     table = captured.out[captured.out.index("Sweep "):]
     assert "scale=1.0 seed=4  success" in table and "scale=2.0 seed=4  success" in table
     first_row = next(line for line in table.splitlines() if "scale=1.0" in line)
