@@ -43,9 +43,11 @@ TARGETS = ("local", "kubeflow")
 ACTIVE = ("pending", "running")
 
 # Portable SQL (SQLite and PostgreSQL): the newest successful step runs with a cache key, and their
-# recorded artifacts. A bounded scan: older hits are rarely still on disk.
+# recorded artifacts. A bounded scan: older hits are rarely still on disk. Runs that computed the step
+# come before cache hits of it (same outputs): a hit then names the run that computed it, not the
+# last of a chain of hits.
 _CANDIDATES = ("FROM step_runs WHERE cache_key = :cache_key AND status IN ('success', 'cached') "
-               "ORDER BY finished_at DESC, id DESC LIMIT 20")
+               "ORDER BY CASE WHEN status = 'success' THEN 0 ELSE 1 END, finished_at DESC, id DESC LIMIT 20")
 FIND_CACHED_SQL = "SELECT id, run_id " + _CANDIDATES
 _EDGES = ("SELECT e.step_run_id, e.name, e.artifact_sha256 AS sha256, a.kind, a.type, a.size, a.location, e.role "
           "FROM step_run_artifacts e JOIN artifacts a ON a.sha256 = e.artifact_sha256 ")

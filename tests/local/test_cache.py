@@ -116,6 +116,16 @@ def test_first_run_is_not_cached_and_second_is(history):
     assert not (runs["again"][0].run_dir / "steps").exists()
 
 
+def test_a_hit_names_the_run_that_computed_the_step_not_the_last_hit(write_notebook, monkeypatch):
+    monkeypatch.delenv("SAME_NB_DB", raising=False)
+    nb = write_notebook([(["step:make"], "x = 1"), (["step:use"], "y = x + 1")])
+    first = run_notebook(nb)
+    assert first.ok and run_notebook(nb).states["make"].status == "cached"
+    third = run_notebook(nb)
+    assert {n: (s.status, s.reason) for n, s in third.states.items()} == {
+        "make": ("cached", f"reused from run {first.run_id}"), "use": ("cached", f"reused from run {first.run_id}")}
+
+
 @pytest.mark.slow
 def test_no_cache_executes_every_step(history):
     assert set(_why(history, "no-cache").values()) == {("success", "--no-cache")}
@@ -164,11 +174,12 @@ def test_a_changed_input_file_invalidates_the_cached_step(write_notebook, monkey
     nb = write_notebook([(["step:read"], "text = open('data.txt').read()"),
                          (["step:use"], "size = len(text)")])
     (nb.parent / "data.txt").write_text("first")
-    assert run_notebook(nb).ok
+    first = run_notebook(nb)
+    assert first.ok
     again = run_notebook(nb)
     assert again.states["read"].status == "cached"
     (nb.parent / "data.txt").write_text("second version")
     third = run_notebook(nb)
     assert third.states["read"].status == "success"
-    assert third.states["read"].reason == f"file data.txt changed since run {again.run_id}"
+    assert third.states["read"].reason == f"file data.txt changed since run {first.run_id}"   # that read it
     assert third.states["use"].reason == "input text changed (from read)"

@@ -148,7 +148,7 @@ def test_same_bytes_are_one_artifact(store: Store, tmp_path: Path):
     assert b["outputs"][0]["location"] == str(tmp_path / "a" / a["outputs"][0]["sha256"])
 
 
-def test_find_cached_prefers_newest_run_whose_outputs_exist(store: Store, tmp_path: Path):
+def test_find_cached_prefers_the_run_that_computed_the_step_then_the_newest_hit(store: Store, tmp_path: Path):
     assert store.find_cached("key") is None
     older_art = artifact(tmp_path / "art", "x", b"old")
     newer_art = artifact(tmp_path / "art", "x", b"new")
@@ -160,11 +160,12 @@ def test_find_cached_prefers_newest_run_whose_outputs_exist(store: Store, tmp_pa
     run_step(store, newer, "key", outputs=[newer_art], status="cached", cache_hit=True)
     run_step(store, failed, "key", outputs=[], status="failed")
 
-    hit = store.find_cached("key")
+    hit = store.find_cached("key")                # the run that computed it, though a hit came later
+    assert (hit["step_run_id"], hit["run_id"], hit["outputs"]) == (older, older_run, [older_art])
+    Path(older_art["location"]).unlink()
+    hit = store.find_cached("key")                # its outputs gone: the newest hit whose outputs exist
     assert (hit["step_run_id"], hit["run_id"], hit["outputs"]) == (newer, newer_run, [newer_art])
     Path(newer_art["location"]).unlink()
-    assert store.find_cached("key")["step_run_id"] == older
-    Path(older_art["location"]).unlink()
     assert store.find_cached("key") is None
     assert store.find_cached("other-key") is None
 
